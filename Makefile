@@ -1,0 +1,31 @@
+# One-command setup, demo, tests and benchmarks. `make demo` and `make test` create the venv if needed.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.dendrosam-installed
+
+.PHONY: setup demo test bench train-models clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml .ci/constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip "setuptools>=68" wheel
+	$(PY) -m pip install -q -c .ci/constraints.txt torch torchvision
+	$(PY) -m pip install -q -c .ci/constraints.txt -e '.[all,dev]'
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/dendrosam demo --out demo_out
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) -m pytest -q -p no:cacheprovider tests/benchmarks -s
+
+train-models: setup
+	$(PY) examples/train_default_models.py
+
+clean:
+	rm -rf demo_out .pytest_cache

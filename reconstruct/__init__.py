@@ -1,0 +1,1 @@
+"""dendrosam.reconstruct: volume I/O, tracking, skeletons, evaluation and the pipeline."""

@@ -1,0 +1,1 @@
+"""dendrosam.segment: per-section prompts (YOLO or ground truth) -> Segment Anything masks."""

@@ -1,0 +1,1 @@
+"""dendrosam.viz: Neuroglancer publishing, local viewer, QC figures and reports."""
