@@ -20,7 +20,8 @@ from dendrosam.errors import DendrosamError
 # (module that registers the sub-command(s)). Order = order in --help.
 COMMANDS: tuple[str, ...] = (
     "dendrosam.reconstruct.cli_pipeline",  # run, demo
-    "dendrosam.segment.cli",  # segment, train-sam, train-detector, pseudolabel, benchmark-models
+    "dendrosam.segment.cli",  # segment, benchmark-models
+    "dendrosam.segment.cli_train",  # train-sam, train-detector, pseudolabel
     "dendrosam.reconstruct.cli_track",  # track
     "dendrosam.reconstruct.cli_skeleton",  # skeletonize
     "dendrosam.reconstruct.cli_evaluate",  # evaluate
