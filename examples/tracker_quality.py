@@ -1,0 +1,157 @@
+"""Measure the tracker alone: perfect 2D masks from ground truth in, 3D labels out, VI / ARAND.
+
+Usage::
+
+    python examples/tracker_quality.py [DATA_DIR]
+
+DATA_DIR holds ``medulla_fib/`` and ``isbi2012_sstem/`` (default: $DENDROSAM_SHARED_DATA or
+``../shared/data`` beside the repository). Two definitions of "perfect 2D masks":
+
+(a) every section's GT ids renumbered independently (one 2D object per neuron and section);
+(b) every section's 2D connected components (4-connected) of the GT: what a segmenter really
+    produces, since a neuron's cross-section is often several pieces.
+
+Perturbations (on (b)): 5 % of the 2D objects removed, one section missing (all zero), one
+section shifted by 20 px. The perturbed voxels are removed from the GT too (a missing object
+cannot be tracked), so the figures measure the linking only. Baselines: "greedy" links every 2D
+object to the previous section's object of largest IoU; "all" joins every overlapping pair.
+Metrics over GT foreground voxels: VI split = H(seg|gt), VI merge = H(gt|seg) in bits, and the
+adapted Rand error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def metrics(gt: np.ndarray, seg: np.ndarray) -> dict[str, float]:
+    """VI split / merge (bits) and adapted Rand error over the voxels where ``gt > 0``."""
+    fg = gt > 0
+    g = gt[fg].astype(np.uint64)
+    s = seg[fg].astype(np.uint64)
+    n = float(g.size)
+    _, pair_n = np.unique((g << np.uint64(32)) | s, return_counts=True)
+    _, g_n = np.unique(g, return_counts=True)
+    _, s_n = np.unique(s, return_counts=True)
+    p, pg, ps = pair_n / n, g_n / n, s_n / n
+    h_pair = -np.sum(p * np.log2(p))
+    h_g = -np.sum(pg * np.log2(pg))
+    h_s = -np.sum(ps * np.log2(ps))
+    sum_p2 = np.sum(p**2)
+    prec, rec = sum_p2 / np.sum(ps**2), sum_p2 / np.sum(pg**2)
+    return {"vi_split": h_pair - h_g, "vi_merge": h_pair - h_s,
+            "arand": 1.0 - 2 * prec * rec / (prec + rec)}
+
+
+def per_section(gt: np.ndarray, mode: str) -> np.ndarray:
+    """Perfect 2D masks: 'a' = GT ids renumbered per section, 'b' = 2D connected components."""
+    import cc3d
+    import fastremap
+
+    out = np.zeros(gt.shape, dtype=np.uint32)
+    for z in range(gt.shape[0]):
+        if mode == "a":
+            out[z] = fastremap.renumber(gt[z].astype(np.uint32), in_place=False)[0]
+        else:
+            out[z] = cc3d.connected_components(gt[z], connectivity=4)
+    return out
+
+
+def baseline(labels2d: np.ndarray, join_all: bool) -> np.ndarray:
+    """'greedy' (each object -> previous object of largest IoU) or 'all' overlapping pairs."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+
+    from dendrosam.reconstruct.overlap import contingency, section_objects
+
+    objs = [section_objects(s) for s in labels2d]
+    offset = np.cumsum([0] + [o.n for o in objs])
+    src, dst = [], []
+    for z in range(1, len(objs)):
+        a, b = objs[z - 1], objs[z]
+        ia, ib, c = contingency(a.dense, b.dense)
+        if not join_all and c.size:
+            iou = c / (a.size[ia] + b.size[ib] - c)
+            order = np.lexsort((-iou, ib))
+            first = np.r_[True, ib[order][1:] != ib[order][:-1]]
+            ia, ib = ia[order[first]], ib[order[first]]
+        src.append(offset[z - 1] + ia)
+        dst.append(offset[z] + ib)
+    src, dst = np.concatenate(src), np.concatenate(dst)
+    n = int(offset[-1])
+    _, comp = connected_components(sp.coo_matrix((np.ones(src.size), (src, dst)), shape=(n, n)))
+    out = np.zeros(labels2d.shape, dtype=np.uint32)
+    for z, o in enumerate(objs):
+        lut = np.r_[0, comp[offset[z]:offset[z + 1]] + 1].astype(np.uint32)
+        out[z] = lut[o.dense]
+    return out
+
+
+def perturb(gt: np.ndarray, seg2d: np.ndarray, kind: str, seed: int = 0):
+    """Return (gt, labels2d) with one perturbation applied to both (see module docstring)."""
+    gt, seg2d = gt.copy(), seg2d.copy()
+    z_mid = gt.shape[0] // 2
+    if kind == "drop5":
+        rng = np.random.default_rng(seed)
+        for z in range(seg2d.shape[0]):
+            ids = np.unique(seg2d[z])[1:]
+            gone = rng.choice(ids, size=int(round(0.05 * ids.size)), replace=False)
+            hit = np.isin(seg2d[z], gone)
+            seg2d[z][hit] = 0
+            gt[z][hit] = 0
+    elif kind == "missing":
+        seg2d[z_mid] = 0
+        gt[z_mid] = 0
+    elif kind == "shift20":
+        from dendrosam.reconstruct.overlap import shift_image
+
+        seg2d[z_mid] = shift_image(seg2d[z_mid], 20, 20)
+        gt[z_mid] = shift_image(gt[z_mid], 20, 20)
+    return gt, seg2d
+
+
+def main(data_dir: Path) -> None:
+    import tifffile
+
+    from dendrosam.reconstruct.track import TrackConfig, track
+
+    med = tifffile.imread(data_dir / "medulla_fib" / "neurons_z000-124.ome.tif")[::4]
+    isbi = tifffile.imread(data_dir / "isbi2012_sstem" / "neurites_z00-19.ome.tif")
+    volumes = {
+        "medulla 40nm": (med, (40, 10, 10)),
+        "medulla x<125": (med[:, :, :125], (40, 10, 10)),
+        "medulla x>=125": (med[:, :, 125:], (40, 10, 10)),
+        "ISBI": (isbi, (50, 4, 4)),
+    }
+    config = TrackConfig()
+    print("| volume | input | method | VI split | VI merge | VI | ARAND | objects |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, (gt, vs) in volumes.items():
+        rows = []
+        for mode in ("a", "b"):
+            seg2d = per_section(gt, mode)
+            rows.append((f"({mode})", "track", gt, track(seg2d, vs, config).labels))
+            rows.append((f"({mode})", "greedy IoU", gt, baseline(seg2d, join_all=False)))
+            if mode == "b":
+                rows.append((f"({mode})", "all overlaps", gt, baseline(seg2d, join_all=True)))
+        if name in ("medulla 40nm", "ISBI"):
+            seg2d = per_section(gt, "b")
+            for kind in ("drop5", "missing", "shift20"):
+                gt_p, seg_p = perturb(gt, seg2d, kind)
+                rows.append((f"(b)+{kind}", "track", gt_p, track(seg_p, vs, config).labels))
+                rows.append((f"(b)+{kind}", "greedy IoU", gt_p, baseline(seg_p, join_all=False)))
+        for inp, method, g, seg in rows:
+            m = metrics(g, seg)
+            n_obj = len(np.unique(seg)) - (1 if (seg == 0).any() else 0)
+            print(f"| {name} | {inp} | {method} | {m['vi_split']:.3f} | {m['vi_merge']:.3f} | "
+                  f"{m['vi_split'] + m['vi_merge']:.3f} | {m['arand']:.3f} | {n_obj} |")
+
+
+if __name__ == "__main__":
+    default = os.environ.get("DENDROSAM_SHARED_DATA",
+                             str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else default))

@@ -1,0 +1,207 @@
+"""Link per-section 2D labels into 3D objects.
+
+The tracker sees a stack of 2D instance label images whose ids mean nothing across sections
+and returns one 3D label volume. It is a graph problem: nodes are 2D objects, candidate edges
+are overlaps between neighbouring sections (and, with ``gap``, next-but-one sections), and the
+links are decided per section pair (mutual best overlaps, contained one-sided overlaps) and then
+resolved globally so that two chains that co-exist in one section are joined only through a
+real branch. See :mod:`.track_links` for the rules and :mod:`.track_scan` for the pixel pass.
+
+Examples
+--------
+>>> import numpy as np
+>>> from dendrosam.reconstruct.track import track
+>>> stack = np.zeros((3, 8, 8), np.uint16)
+>>> stack[:, 2:5, 2:5] = [7, 1, 3]          # one tube, a different 2D id in every section
+>>> result = track(stack, voxel_size=(40, 10, 10))
+>>> result.n_objects, int(result.labels.max())
+(1, 1)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dendrosam.errors import ConfigError, LabelError, VoxelSizeError
+
+from .track_scan import ScanResult, scan_sections
+
+__all__ = ["TrackConfig", "TrackResult", "track", "track_blocks", "block_ranges"]
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    """Settings of the tracker.
+
+    Attributes
+    ----------
+    gap : int
+        Largest number of missing sections bridged: objects without a mutual partner in the
+        next section may link mutually to section ``z + 2 .. z + 1 + gap``. 0 disables it.
+    min_z_extent : int
+        Objects spanning fewer sections are "short".
+    drop_short : bool
+        Remove short objects (set to 0) instead of keeping them.
+    min_overlap : int
+        Overlaps smaller than this many pixels are no evidence of a link.
+    mutual_min_score : float
+        Mutual best overlaps with IoU at least this are accepted without checks.
+    contain_fraction : float
+        A one-sided link (branch, fragment) needs the child to lie at least this much inside
+        its parent.
+    branch_share : float
+        A one-sided link may join two chains that co-exist in a section only if the child
+        covers at least this fraction of its parent (a real split, not a brushing neighbour).
+    align : bool
+        Estimate and compensate per-section translations where overlaps collapse.
+    align_trigger : float
+        Try a shift when less than this fraction of a section's foreground overlaps its best
+        partner in the other section.
+    align_gain : float
+        Keep the shift only if it raises that fraction by at least this much.
+    max_shift : int or None
+        Largest shift searched, pixels (default: a quarter of the section side).
+    """
+
+    gap: int = 1
+    min_z_extent: int = 1
+    drop_short: bool = False
+    min_overlap: int = 1
+    mutual_min_score: float = 0.1
+    contain_fraction: float = 0.5
+    branch_share: float = 0.25
+    align: bool = True
+    align_trigger: float = 0.5
+    align_gain: float = 0.15
+    max_shift: int | None = None
+
+    def __post_init__(self) -> None:
+        ints = {"gap": 0, "min_z_extent": 1, "min_overlap": 1}
+        for name, low in ints.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ConfigError(f"TrackConfig.{name} must be an integer >= {low}, got {value!r}")
+        for name in ("mutual_min_score", "contain_fraction", "branch_share", "align_trigger",
+                     "align_gain"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ConfigError(f"TrackConfig.{name} must be a number in [0, 1], got {value!r}")
+        if self.max_shift is not None and (not isinstance(self.max_shift, int) or self.max_shift < 1):
+            raise ConfigError(f"TrackConfig.max_shift must be a positive integer, got {self.max_shift!r}")
+
+
+@dataclass(frozen=True)
+class TrackResult:
+    """Output of :func:`track`.
+
+    Attributes
+    ----------
+    labels : array-like
+        (Z, Y, X) uint32 3D ids, consecutive from 1 in order of each object's first voxel
+        (C order); 0 = background (and dropped short objects).
+    graph : networkx.Graph
+        Nodes ``(z, id2d)`` (the input's own ids) with ``size`` (pixels), ``centroid_nm``
+        ``(z, y, x)``, ``bbox`` ``(y0, x0, y1, x1)`` pixels, ``label3d``; edges = accepted
+        links with ``overlap``, ``frac_a``, ``frac_b``, ``kind`` ("mutual"/"contained"),
+        ``score``, ``dz``, ``shift`` ``(dy, dx)``.
+    shifts : numpy.ndarray
+        (Z, 2) int64 cumulative translation ``(dy, dx)`` of each section relative to section 0
+        as estimated (all zeros when nothing was compensated).
+    n_objects : int
+        Number of 3D objects in ``labels``.
+    """
+
+    labels: Any
+    graph: Any = field(repr=False)
+    shifts: np.ndarray = field(repr=False)
+    n_objects: int = 0
+
+
+def _check_inputs(labels2d: Any, voxel_size: Iterable[float]) -> tuple[tuple[float, ...], int]:
+    shape = getattr(labels2d, "shape", None)
+    if shape is None or len(shape) != 3:
+        raise LabelError(f"labels2d must be a (Z, Y, X) array-like, got shape {shape}")
+    try:
+        vs = tuple(float(v) for v in voxel_size)
+    except (TypeError, ValueError) as exc:
+        raise VoxelSizeError(f"voxel_size must be three numbers (z, y, x) in nm: {exc}") from None
+    if len(vs) != 3 or not all(math.isfinite(v) and v > 0 for v in vs):
+        raise VoxelSizeError(f"voxel_size must be three positive finite nm values, got {voxel_size}")
+    return vs, int(shape[0])
+
+
+def block_ranges(depth: int, block_size: int) -> list[tuple[int, int]]:
+    """Split ``range(depth)`` into consecutive ``[z0, z1)`` blocks of ``block_size`` sections."""
+    if not isinstance(block_size, int) or block_size < 1:
+        raise ConfigError(f"block_size must be a positive integer, got {block_size!r}")
+    return [(z0, min(depth, z0 + block_size)) for z0 in range(0, depth, block_size)]
+
+
+def track(
+    labels2d: Any,
+    voxel_size: Iterable[float] = (40.0, 15.0, 15.0),
+    config: TrackConfig = TrackConfig(),
+    out: Any = None,
+) -> TrackResult:
+    """Link the 2D objects of every section into 3D objects.
+
+    Parameters
+    ----------
+    labels2d : array-like
+        (Z, Y, X) integer labels, ids independent per section, 0 = background. Any object with
+        ``shape`` and ``labels2d[z]`` works (numpy, zarr, a lazy volume): it is read one section
+        at a time, twice in all, and memory does not grow with Z.
+    voxel_size : tuple of float
+        (z, y, x) in nm, used for the physical node attributes.
+    config : TrackConfig
+        Tracker settings.
+    out : array-like, optional
+        Writable (Z, Y, X) uint32 target (e.g. a zarr array); a numpy array is allocated if
+        omitted.
+
+    Returns
+    -------
+    TrackResult
+    """
+    return track_blocks(labels2d, None, voxel_size, config, out=out)
+
+
+def track_blocks(
+    labels2d: Any,
+    block_size: int | None,
+    voxel_size: Iterable[float] = (40.0, 15.0, 15.0),
+    config: TrackConfig = TrackConfig(),
+    out: Any = None,
+    map_fn: Callable[..., Iterable[ScanResult]] = map,
+) -> TrackResult:
+    """Track z-blocks independently and stitch them; equal to :func:`track` bit for bit.
+
+    Each block scans its own sections plus ``config.gap`` sections of context before it (the
+    pixel work: object tables, shifts, link candidates, all decided per section pair); the
+    candidates of all blocks are then resolved together on the small link graph, and the
+    final ids are assigned canonically (by first voxel in C order), so the result does not
+    depend on the block size.
+
+    Parameters
+    ----------
+    labels2d, voxel_size, config, out
+        As in :func:`track`.
+    block_size : int or None
+        Sections per block (``None`` = one block).
+    map_fn : callable
+        ``map``-like used to run the blocks, e.g. a Dask ``client.map`` followed by gather
+        (must return results in block order). Default: the builtin serial ``map``.
+    """
+    vs, depth = _check_inputs(labels2d, voxel_size)
+    blocks = block_ranges(depth, block_size or max(depth, 1)) if depth else []
+    scans = list(map_fn(lambda zr: scan_sections(labels2d, zr[0], zr[1], config), blocks))
+    from .track_stitch import assemble
+
+    fields = assemble(labels2d, scans, depth, vs, config, out)
+    return TrackResult(**fields)
+

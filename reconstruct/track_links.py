@@ -1,0 +1,203 @@
+"""Link candidates between two sections and the global resolution of links into 3D objects.
+
+Two steps, both on small tables (one row per 2D object or per overlapping pair):
+
+1. :func:`pair_links` classifies every overlapping pair of a section pair ``(z, z + d)``:
+   *mutual* pairs are each other's largest overlap; *contained* pairs are the largest overlap of
+   one side only (the "child"), which lies mostly inside the other (the "parent"): a branch, a
+   2D piece of a fragmented cross-section, or a noisy neighbour. The decision depends only on
+   the two sections (and, for gap pairs, on which objects already have a mutual partner at a
+   smaller distance), so z-blocks give exactly the links of the whole volume.
+2. :func:`resolve_links` joins objects: first the confident mutual links (they form simple
+   chains), then the contained links in order of decreasing score, each accepted only if it
+   does not glue together two chains that co-exist in some section -- unless the child is a
+   real share of its parent (a branch point, where a parent really splits into children).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+from .overlap import SectionObjects, contingency
+
+__all__ = ["PairLinks", "pair_links", "resolve_links", "KIND_MUTUAL", "KIND_CONTAINED"]
+
+KIND_MUTUAL = 1
+KIND_CONTAINED = 2
+
+
+@dataclass(frozen=True)
+class PairLinks:
+    """Candidate links between objects ``ia`` of section ``za`` and ``ib`` of ``zb``.
+
+    All arrays have one entry per candidate; ``frac_a = overlap / size_a`` and
+    ``frac_b = overlap / size_b``; ``kind`` is :data:`KIND_MUTUAL` or :data:`KIND_CONTAINED`
+    and ``score`` orders the links (higher = more certain); ``share`` is the fraction of the
+    larger side ("parent") that the link covers: ``overlap / size_parent``.
+    """
+
+    za: int
+    zb: int
+    ia: np.ndarray
+    ib: np.ndarray
+    overlap: np.ndarray
+    frac_a: np.ndarray
+    frac_b: np.ndarray
+    kind: np.ndarray
+    score: np.ndarray
+    share: np.ndarray
+
+
+def _best_of(owner: np.ndarray, count: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Mask of the rows that are the largest ``count`` for their ``owner`` (ties: lowest other)."""
+    best = np.zeros(owner.size, dtype=bool)
+    if owner.size:
+        order = np.lexsort((other, -count, owner))
+        first = np.r_[True, owner[order][1:] != owner[order][:-1]]
+        best[order[first]] = True
+    return best
+
+
+def pair_links(
+    a: SectionObjects,
+    b: SectionObjects,
+    za: int,
+    zb: int,
+    b_dense: np.ndarray,
+    free_a: np.ndarray | None = None,
+    free_b: np.ndarray | None = None,
+    contain_fraction: float = 0.5,
+    min_overlap: int = 1,
+) -> PairLinks:
+    """Classify the overlaps between two sections.
+
+    Parameters
+    ----------
+    a, b : SectionObjects
+        The objects of sections ``za < zb``.
+    b_dense : numpy.ndarray
+        ``b.dense`` already translated onto section ``za`` (see :mod:`.align`).
+    free_a, free_b : numpy.ndarray of bool, optional
+        For gap pairs (``zb - za > 1``): only objects without a mutual partner at a smaller
+        distance may link, and only mutually. ``None`` for neighbouring sections.
+    contain_fraction : float
+        A one-sided link needs ``overlap / size_child >= contain_fraction``.
+    min_overlap : int
+        Pairs overlapping by fewer pixels are ignored.
+
+    Returns
+    -------
+    PairLinks
+    """
+    ia, ib, count = contingency(a.dense, b_dense)
+    keep = count >= min_overlap
+    ia, ib, count = ia[keep], ib[keep], count[keep]
+    frac_a = count / a.size[ia]
+    frac_b = count / b.size[ib]
+    best_a = _best_of(ia, count, ib)
+    best_b = _best_of(ib, count, ia)
+    mutual = best_a & best_b
+    if free_a is not None:
+        keep = mutual & free_a[ia] & free_b[ib]
+        contained = np.zeros_like(keep)
+    else:
+        keep = mutual.copy()
+        # one-sided: the child (whose best this is) lies mostly inside the parent
+        child_frac = np.where(best_b, frac_b, frac_a)
+        contained = (best_a ^ best_b) & (child_frac >= contain_fraction)
+        keep |= contained
+    iou = count / (a.size[ia] + b.size[ib] - count)
+    kind = np.where(mutual, KIND_MUTUAL, KIND_CONTAINED).astype(np.int8)
+    score = np.where(mutual, iou, np.maximum(frac_a, frac_b) * np.minimum(frac_a, frac_b) ** 0.5)
+    # parent = the side this link is not the best of (the larger side for mutual links)
+    share = np.where(mutual, np.minimum(frac_a, frac_b), np.where(best_b, frac_a, frac_b))
+    return PairLinks(
+        za=za,
+        zb=zb,
+        ia=ia[keep],
+        ib=ib[keep],
+        overlap=count[keep],
+        frac_a=frac_a[keep],
+        frac_b=frac_b[keep],
+        kind=kind[keep],
+        score=score[keep],
+        share=share[keep],
+    )
+
+
+def resolve_links(
+    n_nodes: int,
+    node_z: np.ndarray,
+    src: np.ndarray,
+    dst: np.ndarray,
+    kind: np.ndarray,
+    score: np.ndarray,
+    share: np.ndarray,
+    mutual_min_score: float,
+    branch_share: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Join 2D objects into 3D objects.
+
+    Parameters
+    ----------
+    n_nodes : int
+        Number of 2D objects (graph nodes ``0 .. n_nodes - 1``).
+    node_z : numpy.ndarray
+        (n_nodes,) section index of every node.
+    src, dst, kind, score : numpy.ndarray
+        Candidate links (node indices, :data:`KIND_MUTUAL` / :data:`KIND_CONTAINED`, score).
+    share : numpy.ndarray
+        For contained links, ``overlap / size_parent``: how much of the parent the child takes.
+    mutual_min_score : float
+        Mutual links scoring below this are treated like contained ones (checked).
+    branch_share : float
+        A contained link may join two chains that co-exist in a section only when the child
+        takes at least this share of its parent.
+
+    Returns
+    -------
+    component : numpy.ndarray
+        (n_nodes,) component index per node (arbitrary order).
+    accepted : numpy.ndarray of bool
+        Which candidate links were accepted.
+    """
+    strong = (kind == KIND_MUTUAL) & (score >= mutual_min_score)
+    graph = sp.coo_matrix(
+        (np.ones(int(strong.sum()), dtype=np.int8), (src[strong], dst[strong])),
+        shape=(n_nodes, n_nodes),
+    )
+    _, comp = connected_components(graph, directed=False)
+    accepted = strong.copy()
+    # sections covered by every chain, as Python int bitmasks (fast & and |)
+    n_comp = int(comp.max()) + 1 if n_nodes else 0
+    sections: list[int] = [0] * n_comp
+    for c, z in zip(comp.tolist(), node_z.tolist()):
+        sections[c] |= 1 << z
+    parent = list(range(n_comp))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    weak = np.flatnonzero(~strong)
+    order = weak[np.lexsort((dst[weak], src[weak], -score[weak]))]
+    for e, s, d, sh in zip(
+        order.tolist(), src[order].tolist(), dst[order].tolist(), share[order].tolist()
+    ):
+        cs, cd = find(comp[s]), find(comp[d])
+        if cs == cd:
+            accepted[e] = True
+            continue
+        if sections[cs] & sections[cd] and sh < branch_share:
+            continue
+        parent[cd] = cs
+        sections[cs] |= sections[cd]
+        accepted[e] = True
+    roots = np.fromiter((find(c) for c in range(n_comp)), dtype=np.int64, count=n_comp)
+    return roots[comp] if n_nodes else comp, accepted

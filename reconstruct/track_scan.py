@@ -1,0 +1,159 @@
+"""One streaming pass over a range of sections: 2D object tables, shifts and link candidates.
+
+This is the pixel-level half of the tracker. It keeps only the last ``gap + 1`` sections in
+memory, so its memory use does not depend on the depth of the stack, and it can run on any
+z-block: a block ``[z0, z1)`` reads ``gap`` sections before ``z0`` as context and reports only
+the objects of ``[z0, z1)`` and the pairs whose later section lies in ``[z0, z1)``; the
+concatenation of the blocks' outputs equals the output of one pass over the whole stack.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dendrosam.errors import LabelError
+
+from .align import boundary_map, phase_correlation_shift
+from .overlap import SectionObjects, contingency, section_objects, shift_image
+from .track_links import KIND_MUTUAL, PairLinks, pair_links
+
+__all__ = ["ScanResult", "scan_sections", "read_section"]
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """Object tables and link candidates of sections ``[z0, z1)``.
+
+    ``nodes`` maps column name -> array with one row per 2D object (sorted by ``z`` then ``id``);
+    ``links`` maps column name -> array with one row per candidate link; ``pair_shift`` is the
+    (z1 - z0, 2) translation ``(dy, dx)`` applied to section ``z`` to match section ``z - 1``.
+    """
+
+    z0: int
+    z1: int
+    nodes: dict[str, np.ndarray]
+    links: dict[str, np.ndarray]
+    pair_shift: np.ndarray
+
+
+def read_section(labels2d: Any, z: int) -> np.ndarray:
+    """Read section ``z`` as a 2D non-negative integer array (one read of the source)."""
+    section = np.asarray(labels2d[z])
+    if section.ndim != 2:
+        raise LabelError(f"labels2d: section {z} has shape {section.shape}, expected (Y, X)")
+    if section.dtype.kind not in "ui":
+        if section.dtype.kind == "b":
+            return section.astype(np.uint8)
+        raise LabelError(f"labels2d: integer labels expected, got dtype {section.dtype}")
+    if section.dtype.kind == "i" and section.size and section.min() < 0:
+        raise LabelError(f"labels2d: section {z} has negative labels")
+    return section
+
+
+def _matched_fraction(a: SectionObjects, b_dense: np.ndarray) -> float:
+    """Share of ``a``'s foreground pixels that overlap their best partner in ``b_dense``."""
+    ia, ib, count = contingency(a.dense, b_dense)
+    total = int(a.size.sum())
+    if not total or not count.size:
+        return 0.0
+    best = np.zeros(a.n, dtype=np.int64)
+    np.maximum.at(best, ia, count)
+    return float(best.sum()) / total
+
+
+def _estimate_shift(
+    a: SectionObjects, b: SectionObjects, trigger: float, gain: float, max_shift: int | None
+) -> tuple[int, int]:
+    """Shift for ``b`` when the overlaps with ``a`` collapse and the shift restores them."""
+    if not a.n or not b.n:
+        return 0, 0
+    m0 = _matched_fraction(a, b.dense)
+    if m0 >= trigger:
+        return 0, 0
+    dy, dx = phase_correlation_shift(boundary_map(a.dense), boundary_map(b.dense), max_shift)
+    if (dy, dx) == (0, 0):
+        return 0, 0
+    m1 = _matched_fraction(a, shift_image(b.dense, dy, dx))
+    return (dy, dx) if m1 >= m0 + gain else (0, 0)
+
+
+def scan_sections(labels2d: Any, z0: int, z1: int, config: Any) -> ScanResult:
+    """Tabulate objects and link candidates for the sections ``[z0, z1)`` of ``labels2d``.
+
+    Parameters
+    ----------
+    labels2d : array-like
+        (Z, Y, X) per-section labels; only ``labels2d[z]`` is used (one read per section).
+    z0, z1 : int
+        The block; sections ``z0 - gap .. z0 - 1`` are read as context.
+    config : TrackConfig
+        Tracker settings (``gap``, ``align``, thresholds).
+
+    Returns
+    -------
+    ScanResult
+    """
+    gap = config.gap
+    start = max(0, z0 - gap)
+    window: deque[tuple[int, SectionObjects]] = deque(maxlen=gap + 1)
+    free_fwd: dict[int, np.ndarray] = {}  # z -> objects without a mutual forward partner yet
+    node_cols: dict[str, list[np.ndarray]] = {k: [] for k in ("z", "id", "size", "cy", "cx", "bbox", "first")}
+    link_cols: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("za", "ia", "zb", "ib", "overlap", "frac_a", "frac_b", "kind", "score", "share", "dy", "dx")
+    }
+    pair_shift = np.zeros((z1 - z0, 2), dtype=np.int64)
+    for z in range(start, z1):
+        b = section_objects(read_section(labels2d, z))
+        if window and b.dense.shape != window[-1][1].dense.shape:
+            raise LabelError(f"labels2d: section {z} has shape {b.dense.shape}, "
+                             f"section {z - 1} has {window[-1][1].dense.shape}")
+        free_bwd = np.ones(b.n, dtype=bool)
+        free_fwd[z] = np.ones(b.n, dtype=bool)
+        for za, a in reversed(window):  # nearest section first: d = 1, 2, ...
+            d = z - za
+            shift = (0, 0)
+            if config.align:
+                shift = _estimate_shift(a, b, config.align_trigger, config.align_gain, config.max_shift)
+            b_dense = shift_image(b.dense, *shift) if shift != (0, 0) else b.dense
+            gap_pair = d > 1
+            links: PairLinks = pair_links(
+                a, b, za, z, b_dense,
+                free_a=free_fwd[za] if gap_pair else None,
+                free_b=free_bwd if gap_pair else None,
+                contain_fraction=config.contain_fraction,
+                min_overlap=config.min_overlap,
+            )
+            mutual = links.kind == KIND_MUTUAL
+            free_fwd[za][links.ia[mutual]] = False
+            free_bwd[links.ib[mutual]] = False
+            if d == 1 and z >= z0:
+                pair_shift[z - z0] = shift
+            if z >= z0:
+                for key, val in (("za", np.full(links.ia.size, za)), ("ia", links.ia),
+                                 ("zb", np.full(links.ia.size, z)), ("ib", links.ib),
+                                 ("overlap", links.overlap), ("frac_a", links.frac_a),
+                                 ("frac_b", links.frac_b), ("kind", links.kind),
+                                 ("score", links.score),
+                                 ("share", links.share), ("dy", np.full(links.ia.size, shift[0])),
+                                 ("dx", np.full(links.ia.size, shift[1]))):
+                    link_cols[key].append(val)
+        if z >= z0:
+            for key, val in (("z", np.full(b.n, z)), ("id", b.ids), ("size", b.size),
+                             ("cy", b.centroid[:, 0]), ("cx", b.centroid[:, 1]),
+                             ("bbox", b.bbox), ("first", b.first)):
+                node_cols[key].append(val)
+        window.append((z, b))
+        free_fwd.pop(z - gap - 1, None)
+    nodes = {k: _cat(v, 2 if k == "bbox" else 1) for k, v in node_cols.items()}
+    links_out = {k: _cat(v, 1) for k, v in link_cols.items()}
+    return ScanResult(z0=z0, z1=z1, nodes=nodes, links=links_out, pair_shift=pair_shift)
+
+
+def _cat(parts: list[np.ndarray], ndim: int) -> np.ndarray:
+    if parts:
+        return np.concatenate(parts)
+    return np.zeros((0, 4) if ndim == 2 else 0)
