@@ -105,12 +105,14 @@ def _read(path: Path) -> Any:
                 f"SAM checkpoint {path}: this is an ultralytics/YOLO detector file, not a SAM "
                 "model (pass it with --detector)"
             ) from None
-        if "weights only" in str(exc).lower() or "weights_only" in str(exc):
+        if "GLOBAL" in str(exc) or "global" in str(exc).split("WeightsUnpickler error:")[-1]:
             raise CheckpointError(
                 f"SAM checkpoint {path}: refused: the file contains Python objects that would "
                 "run code on load (only plain tensors/dicts are accepted)"
             ) from None
-        raise CheckpointError(f"SAM checkpoint {path}: not a torch checkpoint ({exc})") from None
+        raise CheckpointError(
+            f"SAM checkpoint {path}: not a readable torch checkpoint (unpickling failed)"
+        ) from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CheckpointError(
