@@ -60,10 +60,11 @@ class TrackConfig:
     align : bool
         Estimate and compensate per-section translations where overlaps collapse.
     align_trigger : float
-        Try a shift when less than this fraction of a section's foreground overlaps its best
-        partner in the other section.
+        Try a shift when the objects of two sections nest into each other less than this
+        (``sum(overlap**2 / size_b) / sum(size_a)``, the larger of both directions; 1 = every
+        object lies inside one object of the other section).
     align_gain : float
-        Keep the shift only if it raises that fraction by at least this much.
+        Keep the shift only if it raises that consistency by at least this much.
     max_shift : int or None
         Largest shift searched, pixels (default: a quarter of the section side).
     """

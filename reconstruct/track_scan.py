@@ -54,15 +54,19 @@ def read_section(labels2d: Any, z: int) -> np.ndarray:
     return section
 
 
-def _matched_fraction(a: SectionObjects, b_dense: np.ndarray) -> float:
-    """Share of ``a``'s foreground pixels that overlap their best partner in ``b_dense``."""
+def _consistency(a: SectionObjects, b_dense: np.ndarray, b_size: np.ndarray) -> float:
+    """How well the objects of two sections nest into each other, in [0, 1].
+
+    ``sum(overlap**2 / size_b) / sum(size_a)``, or the same with a and b swapped, whichever is
+    larger: 1 when every object of one section lies entirely inside one object of the other
+    (identity, branching, fragmentation), low when a translation scrambled the overlaps.
+    """
     ia, ib, count = contingency(a.dense, b_dense)
-    total = int(a.size.sum())
-    if not total or not count.size:
+    total_a, total_b = int(a.size.sum()), int(b_size.sum())
+    if not total_a or not total_b or not count.size:
         return 0.0
-    best = np.zeros(a.n, dtype=np.int64)
-    np.maximum.at(best, ia, count)
-    return float(best.sum()) / total
+    sq = count.astype(np.float64) ** 2
+    return max(float(np.sum(sq / b_size[ib])) / total_a, float(np.sum(sq / a.size[ia])) / total_b)
 
 
 def _estimate_shift(
@@ -71,13 +75,13 @@ def _estimate_shift(
     """Shift for ``b`` when the overlaps with ``a`` collapse and the shift restores them."""
     if not a.n or not b.n:
         return 0, 0
-    m0 = _matched_fraction(a, b.dense)
+    m0 = _consistency(a, b.dense, b.size)
     if m0 >= trigger:
         return 0, 0
     dy, dx = phase_correlation_shift(boundary_map(a.dense), boundary_map(b.dense), max_shift)
     if (dy, dx) == (0, 0):
         return 0, 0
-    m1 = _matched_fraction(a, shift_image(b.dense, dy, dx))
+    m1 = _consistency(a, shift_image(b.dense, dy, dx), b.size)
     return (dy, dx) if m1 >= m0 + gain else (0, 0)
 
 

@@ -1,0 +1,147 @@
+"""Exact answers of the tracker on synthetic tubes (ids scrambled per section)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dendrosam.errors import ConfigError, LabelError, VoxelSizeError
+from dendrosam.reconstruct.align import boundary_map, phase_correlation_shift
+from dendrosam.reconstruct.overlap import contingency, section_objects, shift_image
+from dendrosam.reconstruct.track import TrackConfig, track
+
+from test_track_helpers import canonical, scramble, tubes
+
+SHAPE = (48, 48)
+
+
+def straight(z_range, cy, cx, r=5.0):
+    return [(z, cy, cx, r) for z in z_range]
+
+
+def assert_tracks_to(gt3d: np.ndarray, config: TrackConfig = TrackConfig(), seed: int = 0):
+    result = track(scramble(gt3d, seed), voxel_size=(40, 10, 10), config=config)
+    expected = canonical(gt3d)
+    assert result.labels.dtype == np.uint32
+    assert result.n_objects == int(expected.max())
+    np.testing.assert_array_equal(result.labels, expected)
+    return result
+
+
+def test_section_objects_tables():
+    img = np.zeros((6, 7), np.uint16)
+    img[1:3, 2:5] = 9  # 6 px, centroid (1.5, 3)
+    img[4, 0] = 3
+    objs = section_objects(img)
+    np.testing.assert_array_equal(objs.ids, [3, 9])
+    np.testing.assert_array_equal(objs.size, [1, 6])
+    np.testing.assert_allclose(objs.centroid, [[4, 0], [1.5, 3]])
+    np.testing.assert_array_equal(objs.bbox, [[4, 0, 5, 1], [1, 2, 3, 5]])
+    np.testing.assert_array_equal(objs.first, [28, 9])
+    ia, ib, count = contingency(objs.dense, np.roll(objs.dense, 1, axis=1))
+    np.testing.assert_array_equal(np.c_[ia, ib, count], [[1, 1, 4]])
+
+
+def test_phase_correlation_recovers_shift():
+    gt = tubes(1, (64, 64), [straight([0], 20, 20, 6), straight([0], 40, 30, 9),
+                             straight([0], 15, 45, 4)])[0]
+    moved = shift_image(gt, 7, -11)
+    dy, dx = phase_correlation_shift(boundary_map(gt), boundary_map(moved))
+    assert (dy, dx) == (-7, 11)
+    np.testing.assert_array_equal(shift_image(moved, dy, dx)[15:50, 15:50], gt[15:50, 15:50])
+
+
+def test_straight_tube():
+    gt = tubes(8, SHAPE, [straight(range(8), 20, 20)])
+    result = assert_tracks_to(gt)
+    assert result.graph.number_of_nodes() == 8
+    assert result.graph.number_of_edges() == 7
+    node = result.graph.nodes[(3, int(scramble(gt)[3, 20, 20]))]
+    np.testing.assert_allclose(node["centroid_nm"], (120.0, 200.0, 200.0))
+    assert node["label3d"] == 1 and node["size"] == int((gt[3] > 0).sum())
+
+
+def test_oblique_tube():
+    gt = tubes(10, SHAPE, [[(z, 10 + 2 * z, 12 + 2.5 * z, 6) for z in range(10)]])
+    assert_tracks_to(gt)
+
+
+def test_branching_y_is_one_object():
+    stem = straight(range(0, 5), 24, 24, 6)
+    left = [(z, 24, 24 - 2 * (z - 4), 4) for z in range(5, 10)]
+    right = [(z, 24, 24 + 2 * (z - 4), 4) for z in range(5, 10)]
+    gt = tubes(10, SHAPE, [stem + left + right])
+    result = assert_tracks_to(gt)
+    assert result.n_objects == 1
+    assert any(d["kind"] == "contained" for *_, d in result.graph.edges(data=True))
+
+
+def test_touching_tubes_stay_separate():
+    # disks of radius 5 whose centres are 11 px apart: adjacent pixels touch in every section,
+    # one of them drifts towards/away from the other
+    a = straight(range(8), 24, 18)
+    b = [(z, 24, 29 + (z % 2), 5) for z in range(8)]
+    gt = tubes(8, SHAPE, [a, b])
+    assert_tracks_to(gt)
+
+
+def test_missing_section_bridged_by_gap():
+    gt = tubes(9, SHAPE, [straight(range(9), 20, 20), straight(range(9), 30, 36, 4)])
+    gt[4] = 0
+    assert_tracks_to(gt)
+    split = track(scramble(gt), config=TrackConfig(gap=0))
+    assert split.n_objects == 4
+
+
+def test_two_missing_sections_need_gap_two():
+    gt = tubes(9, SHAPE, [straight(range(9), 20, 20)])
+    gt[3:5] = 0
+    assert track(scramble(gt), config=TrackConfig(gap=1)).n_objects == 2
+    assert_tracks_to(gt, TrackConfig(gap=2))
+
+
+def test_shifted_section_is_compensated():
+    paths = [straight(range(8), 14, 14, 5), straight(range(8), 30, 20, 7),
+             straight(range(8), 20, 36, 4), straight(range(8), 36, 38, 3)]
+    gt = tubes(8, (56, 56), paths)
+    gt[4] = shift_image(gt[4], 12, -9)
+    result = assert_tracks_to(gt)
+    np.testing.assert_array_equal(result.shifts[:, 0], [0, 0, 0, 0, -12, 0, 0, 0])
+    np.testing.assert_array_equal(result.shifts[:, 1], [0, 0, 0, 0, 9, 0, 0, 0])
+    assert track(scramble(gt), config=TrackConfig(align=False)).n_objects > 4
+
+
+def test_min_z_extent_drops_short_objects():
+    gt = tubes(6, SHAPE, [straight(range(6), 20, 20), straight([2, 3], 36, 36, 4)])
+    kept = track(scramble(gt), config=TrackConfig(min_z_extent=3))
+    assert kept.n_objects == 2
+    dropped = track(scramble(gt), config=TrackConfig(min_z_extent=3, drop_short=True))
+    assert dropped.n_objects == 1
+    np.testing.assert_array_equal(dropped.labels, canonical(np.where(gt == 1, 1, 0)))
+
+
+def test_empty_and_single_section():
+    assert track(np.zeros((3, 5, 5), np.uint8)).n_objects == 0
+    one = track(np.array([[[0, 4], [4, 2]]], np.uint16))
+    np.testing.assert_array_equal(one.labels, [[[0, 1], [1, 2]]])  # first voxel order
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [({"gap": -1}, ConfigError), ({"contain_fraction": 1.5}, ConfigError),
+     ({"min_z_extent": 0}, ConfigError), ({"max_shift": 0}, ConfigError)],
+)
+def test_config_validation(kwargs, error):
+    with pytest.raises(error, match=next(iter(kwargs))):
+        TrackConfig(**kwargs)
+
+
+def test_input_validation():
+    with pytest.raises(LabelError, match="shape"):
+        track(np.zeros((4, 4), np.uint8))
+    with pytest.raises(LabelError, match="integer"):
+        track(np.zeros((2, 4, 4), np.float32))
+    with pytest.raises(LabelError, match="negative"):
+        track(-np.ones((2, 4, 4), np.int32))
+    with pytest.raises(VoxelSizeError, match="voxel_size"):
+        track(np.zeros((2, 4, 4), np.uint8), voxel_size=(40, 0, 10))
