@@ -1,1 +1,42 @@
-"""dendrosam.reconstruct: volume I/O, tracking, skeletons, evaluation and the pipeline."""
+"""dendrosam.reconstruct: volume I/O, tracking, skeletons, evaluation and the pipeline.
+
+Public names are imported lazily (PEP 562) so ``import dendrosam.reconstruct`` stays fast: each
+stage adds one line per name to :data:`_LAZY` (name -> module that defines it).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY: dict[str, str] = {
+    # volume I/O
+    "Volume": "dendrosam.reconstruct.volume",
+    "DEFAULT_VOXEL_SIZE": "dendrosam.reconstruct.volume",
+    "check_section": "dendrosam.reconstruct.volume",
+    "validate_voxel_size": "dendrosam.reconstruct.volume",
+    "open_volume": "dendrosam.reconstruct.io",
+    "open_labels": "dendrosam.reconstruct.io",
+    "write_ome_zarr": "dendrosam.reconstruct.io_writers",
+    "write_tiff": "dendrosam.reconstruct.io_writers",
+    "create_ome_zarr_array": "dendrosam.reconstruct.io_writers",
+    "demo_data": "dendrosam.reconstruct.datasets",
+    # synthetic data
+    "synthetic_em": "dendrosam.reconstruct.synthetic",
+    "SyntheticVolume": "dendrosam.reconstruct.synthetic",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
