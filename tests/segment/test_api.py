@@ -1,0 +1,70 @@
+"""segment_slices end to end: GT prompts, detector prompts (untrained YOLO), zarr output."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dendrosam.segment.api import SegmentConfig, segment_slices
+
+
+def test_gt_boxes_one_label_per_object(tiny_sam, blobs):
+    img, gt = blobs
+    res = segment_slices(img, tiny_sam, prompts="gt-boxes", gt=gt, progress=False,
+                         config=SegmentConfig(min_size=1))
+    assert res.labels.shape == gt.shape and res.labels.dtype == np.uint32
+    assert len(res.table) == 9 and sorted(set(res.table.z)) == [0, 1, 2]
+    # labels carry the GT id that prompted them; every kept id is a GT id
+    kept = res.table[res.table.id > 0]
+    assert set(kept.id) <= {10, 20, 30}
+    for z in range(3):
+        assert set(np.unique(res.labels[z])) - {0} == set(kept[kept.z == z].id)
+    first = res.table.iloc[0]
+    assert (first.x0, first.y0, first.x1, first.y1) == (18.0, 18.0, 43.0, 43.0)
+
+
+def test_gt_points_zarr_output(tiny_sam, blobs, tmp_path):
+    import zarr
+
+    img, gt = blobs
+    res = segment_slices(img, tiny_sam, prompts="gt-points", gt=gt, progress=False,
+                         out=tmp_path / "labels.zarr")
+    mem = segment_slices(img, tiny_sam, prompts="gt-points", gt=gt, progress=False)
+    assert np.array_equal(zarr.open_array(tmp_path / "labels.zarr")[:], mem.labels)
+    assert res.table.equals(mem.table)
+
+
+def test_detector_mode_untrained_yolo(tiny_sam, blobs):
+    from dendrosam.segment.detector import detect, load_detector
+
+    det = load_detector("yolov8n.yaml", device="cpu")
+    img, _ = blobs
+    boxes = detect(det, img[0], conf=0.0)  # untrained: boxes only at a zero threshold
+    assert boxes.xyxy.dtype == np.float32 and boxes.xyxy.shape[1] == 4
+    assert (boxes.xyxy[:, 2] <= 128).all() and (boxes.xyxy[:, 3] <= 96).all()
+    tiled = detect(det, img[0], conf=0.0, tile=64, overlap=16)
+    assert len(tiled) > 0 and (tiled.xyxy[:, 2] <= 128).all()
+    res = segment_slices(img[:1], tiny_sam, det, progress=False,
+                         config=SegmentConfig(conf=0.99))  # nothing passes: the empty path
+    assert res.labels.sum() == 0 and len(res.table) == 0
+    res = segment_slices(img[:1], tiny_sam, det, progress=False,
+                         config=SegmentConfig(conf=0.0, max_det=5))
+    assert 0 < len(res.table) <= 5 and (res.table.detector_score >= 0).all()
+
+
+def test_user_errors(tiny_sam, blobs, tmp_path):
+    from dendrosam.errors import CheckpointError, ConfigError, InputError
+    from dendrosam.segment.detector import load_detector
+
+    img, gt = blobs
+    with pytest.raises(ConfigError, match="needs a detector"):
+        segment_slices(img, tiny_sam, progress=False)
+    with pytest.raises(ConfigError, match="needs ground-truth"):
+        segment_slices(img, tiny_sam, prompts="gt-boxes", progress=False)
+    with pytest.raises(InputError, match="does not match"):
+        segment_slices(img, tiny_sam, prompts="gt-boxes", gt=gt[:2], progress=False)
+    with pytest.raises(ConfigError, match="not one of"):
+        segment_slices(img, tiny_sam, prompts="boxes", progress=False)
+    (tmp_path / "sam.pt").write_bytes(b"x")
+    with pytest.raises(CheckpointError, match="not an ultralytics YOLO checkpoint"):
+        load_detector(tmp_path / "sam.pt", device="cpu")
