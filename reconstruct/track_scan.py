@@ -2,7 +2,7 @@
 
 This is the pixel-level half of the tracker. It keeps only the last ``gap + 1`` sections in
 memory, so its memory use does not depend on the depth of the stack, and it can run on any
-z-block: a block ``[z0, z1)`` reads ``gap`` sections before ``z0`` as context and reports only
+z-block: a block ``[z0, z1)`` reads ``gap + 1`` sections before ``z0`` as context and reports only
 the objects of ``[z0, z1)`` and the pairs whose later section lies in ``[z0, z1)``; the
 concatenation of the blocks' outputs equals the output of one pass over the whole stack.
 """
@@ -93,7 +93,7 @@ def scan_sections(labels2d: Any, z0: int, z1: int, config: Any) -> ScanResult:
     labels2d : array-like
         (Z, Y, X) per-section labels; only ``labels2d[z]`` is used (one read per section).
     z0, z1 : int
-        The block; sections ``z0 - gap .. z0 - 1`` are read as context.
+        The block; sections ``z0 - gap - 1 .. z0 - 1`` are read as context.
     config : TrackConfig
         Tracker settings (``gap``, ``align``, thresholds).
 
@@ -102,7 +102,7 @@ def scan_sections(labels2d: Any, z0: int, z1: int, config: Any) -> ScanResult:
     ScanResult
     """
     gap = config.gap
-    start = max(0, z0 - gap)
+    start = max(0, z0 - gap - 1)  # the farthest pair reaching z0 starts there
     window: deque[tuple[int, SectionObjects]] = deque(maxlen=gap + 1)
     free_fwd: dict[int, np.ndarray] = {}  # z -> objects without a mutual forward partner yet
     node_cols: dict[str, list[np.ndarray]] = {k: [] for k in ("z", "id", "size", "cy", "cx", "bbox", "first")}
