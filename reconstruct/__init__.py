@@ -24,6 +24,24 @@ _LAZY: dict[str, str] = {
     # synthetic data
     "synthetic_em": "dendrosam.reconstruct.synthetic",
     "SyntheticVolume": "dendrosam.reconstruct.synthetic",
+    # evaluation
+    "evaluate": "dendrosam.reconstruct.evaluation",
+    "Metrics": "dendrosam.reconstruct.evaluation",
+    "boundary_ignore_mask": "dendrosam.reconstruct.evaluation",
+    "voi": "dendrosam.reconstruct.metrics_voi",
+    "voi_tables": "dendrosam.reconstruct.metrics_voi",
+    "adapted_rand": "dendrosam.reconstruct.metrics_voi",
+    "match_objects": "dendrosam.reconstruct.matching",
+    "prompted_mask_scores": "dendrosam.reconstruct.prompted",
+    "relative_improvement": "dendrosam.reconstruct.prompted",
+    "expected_run_length": "dendrosam.reconstruct.erl",
+    "segment_ids_at_nodes": "dendrosam.reconstruct.erl",
+    "contingency_table": "dendrosam.reconstruct.contingency",
+    # tracking
+    "track": "dendrosam.reconstruct.track",
+    "track_blocks": "dendrosam.reconstruct.track",
+    "TrackConfig": "dendrosam.reconstruct.track",
+    "TrackResult": "dendrosam.reconstruct.track",
 }
 
 __all__ = sorted(_LAZY)

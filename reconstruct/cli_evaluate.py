@@ -22,7 +22,7 @@ def register(subparsers: Any) -> None:
             "0.50:0.05:0.95 for mSA, SA50, SA75, precision, recall and F1."
         ),
     )
-    p.add_argument("--gt", required=True, metavar="GT", help="ground-truth labels (any format open_volume reads)")
+    p.add_argument("--gt", required=True, metavar="GT", help="ground-truth labels (any format open_volume reads; 0 = background)")
     p.add_argument("--seg", required=True, metavar="SEG", help="segmentation to score, same shape as GT")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object")
     p.add_argument(
@@ -74,15 +74,15 @@ def format_table(d: dict[str, Any], header: str) -> str:
 def run_evaluate(args: argparse.Namespace) -> int:
     """Read GT and SEG, evaluate, print a table or one JSON object; return the exit code."""
     from dendrosam.errors import ConfigError, LabelError
-    from dendrosam.reconstruct import open_volume
-    from dendrosam.reconstruct.evaluate import evaluate
+    from dendrosam.reconstruct import open_labels
+    from dendrosam.reconstruct.evaluation import evaluate
 
     if args.worst < 0:
         raise ConfigError(f"--worst must be >= 0, got {args.worst}")
     if args.tolerance is not None and not (math.isfinite(args.tolerance) and args.tolerance > 0):
         raise ConfigError(f"--tolerance must be a positive number of nm, got {args.tolerance}")
-    gt_vol = open_volume(args.gt, voxel_size=args.voxel_size)
-    seg_vol = open_volume(args.seg, voxel_size=args.voxel_size)
+    gt_vol = open_labels(args.gt, voxel_size=args.voxel_size, allow_2d=True)
+    seg_vol = open_labels(args.seg, voxel_size=args.voxel_size or gt_vol.voxel_size, allow_2d=True)
     if tuple(gt_vol.shape) != tuple(seg_vol.shape):
         raise LabelError(
             f"--seg {args.seg} has shape {tuple(seg_vol.shape)} but --gt {args.gt} has shape "

@@ -1,6 +1,6 @@
 """One sparse contingency table between a ground-truth and a predicted label volume.
 
-Every segmentation metric of :mod:`dendrosam.reconstruct.evaluate` (variation of information,
+Every segmentation metric of :func:`dendrosam.reconstruct.evaluate` (variation of information,
 adapted Rand error, IoU matching) is a function of the overlap counts
 
     n_ij = number of voxels with gt == i and seg == j

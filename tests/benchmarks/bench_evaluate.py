@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from dendrosam.reconstruct.evaluate import evaluate
+from dendrosam.reconstruct.evaluation import evaluate
 
 SHAPE = (250, 250, 250)
 

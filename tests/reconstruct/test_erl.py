@@ -8,7 +8,7 @@ import pytest
 
 from dendrosam.errors import InputError, VoxelSizeError
 from dendrosam.reconstruct.erl import expected_run_length, segment_ids_at_nodes
-from dendrosam.reconstruct.evaluate import evaluate
+from dendrosam.reconstruct.evaluation import evaluate
 
 
 def straight(n_nodes: int, step: float, y: float = 0.0) -> nx.Graph:

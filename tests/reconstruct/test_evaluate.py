@@ -12,7 +12,7 @@ from hypothesis.extra.numpy import arrays
 
 from dendrosam.errors import InputError, LabelError, VoxelSizeError
 from dendrosam.reconstruct.contingency import contingency_table
-from dendrosam.reconstruct.evaluate import boundary_ignore_mask, evaluate
+from dendrosam.reconstruct.evaluation import boundary_ignore_mask, evaluate
 from dendrosam.reconstruct.matching import match_objects
 from dendrosam.reconstruct.metrics_voi import adapted_rand, voi, voi_tables
 from dendrosam.reconstruct.prompted import prompted_mask_scores, relative_improvement
@@ -280,3 +280,43 @@ def test_medulla_watershed_reference_numbers(shared_data):
     ws = tifffile.imread(folder / "watershed_overseg_z000-124.ome.tif")[::4]
     m = evaluate(gt, ws)
     assert (round(m.voi_split, 2), round(m.voi_merge, 2), round(m.arand, 2)) == (2.50, 0.31, 0.41)
+
+
+# --- CLI -----------------------------------------------------------------------------------
+
+
+def _write_pair(tmp_path, gt, seg):
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "gt.tif", gt, photometric="minisblack")
+    tifffile.imwrite(tmp_path / "seg.tif", seg, photometric="minisblack")
+    return str(tmp_path / "gt.tif"), str(tmp_path / "seg.tif")
+
+
+def test_cli_json_is_one_object_with_the_metrics(tmp_path, capsys):
+    from dendrosam.cli import main
+
+    gt = np.ones((2, 6, 8), np.uint16)
+    seg = gt.copy()
+    seg[:, :, 4:] = 2  # one object cut in two halves
+    g, s = _write_pair(tmp_path, gt, seg)
+    assert main(["evaluate", "--gt", g, "--seg", s, "--json", "--voxel-size", "40", "10", "10"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert (d["voi_split"], d["voi_merge"], d["voi"], d["n_gt"], d["n_seg"]) == (1.0, 0.0, 1.0, 1, 2)
+    assert d["SA50"] == 0.5 and d["voxel_size"] == [40.0, 10.0, 10.0]
+    assert main(["evaluate", "--gt", g, "--seg", s, "--per-section", "--worst", "1",
+                 "--tolerance", "10", "--voxel-size", "40", "10", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "VOI split" in out and "worst splits (GT id: bits): 0:1:" in out and "mean over 2 sections" in out
+
+
+def test_cli_user_mistakes_are_one_line_errors(tmp_path, capsys):
+    from dendrosam.cli import main
+
+    g, s = _write_pair(tmp_path, np.ones((2, 6, 8), np.uint8), np.ones((2, 6, 9), np.uint8))
+    assert main(["evaluate", "--gt", g, "--seg", s, "--voxel-size", "40", "10", "10"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("dendrosam: error: --seg") and "(2, 6, 9)" in err and "(2, 6, 8)" in err
+    assert "\n" not in err
+    assert main(["evaluate", "--gt", g, "--seg", g, "--tolerance", "-1"]) == 2
+    assert "--tolerance must be a positive" in capsys.readouterr().err
