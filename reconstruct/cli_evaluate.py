@@ -7,7 +7,7 @@ import json
 import math
 from typing import Any
 
-__all__ = ["register", "run_evaluate", "format_table"]
+__all__ = ["register", "run_evaluate", "format_table", "parse_roi"]
 
 
 def register(subparsers: Any) -> None:
@@ -36,6 +36,11 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--tolerance", type=float, metavar="NM",
         help="ignore GT voxels within NM nanometres of a GT boundary in VOI/Rand (CREMI style)",
+    )
+    p.add_argument(
+        "--roi", nargs=3, metavar=("Z", "Y", "X"),
+        help="evaluate a sub-volume given as one numpy slice per axis, e.g. ::4 : 125: "
+        "(every 4th section, x from 125); the voxel size follows the step",
     )
     p.add_argument("--worst", type=int, default=10, metavar="N", help="list the N worst split/merge objects (10)")
     p.set_defaults(func=run_evaluate)
@@ -71,6 +76,27 @@ def format_table(d: dict[str, Any], header: str) -> str:
     return "\n".join(lines)
 
 
+def parse_roi(parts: list[str] | None) -> tuple[slice, slice, slice]:
+    """``["::4", ":", "125:"]`` -> slices; raise ConfigError on anything else."""
+    from dendrosam.errors import ConfigError
+
+    if not parts:
+        return (slice(None),) * 3  # type: ignore[return-value]
+    slices = []
+    for axis, text in zip("ZYX", parts):
+        fields = text.split(":")
+        try:
+            if len(fields) > 3 or len(fields) < 2:
+                raise ValueError
+            values = [int(f) if f.strip() else None for f in fields]
+        except ValueError:
+            raise ConfigError(f"--roi {axis}: {text!r} is not a slice like 10:50, ::4 or :") from None
+        if len(values) == 3 and values[2] is not None and values[2] <= 0:
+            raise ConfigError(f"--roi {axis}: step must be positive, got {values[2]}")
+        slices.append(slice(*values))
+    return tuple(slices)  # type: ignore[return-value]
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     """Read GT and SEG, evaluate, print a table or one JSON object; return the exit code."""
     from dendrosam.errors import ConfigError, LabelError
@@ -89,9 +115,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
             f"{tuple(gt_vol.shape)}"
         )
     voxel_size = tuple(args.voxel_size) if args.voxel_size else tuple(gt_vol.voxel_size)
+    roi = parse_roi(args.roi)
+    voxel_size = tuple(v * (r.step or 1) for v, r in zip(voxel_size, roi))
+    gt, seg = gt_vol.read()[roi], seg_vol.read()[roi]
+    if gt.size == 0:
+        raise ConfigError(f"--roi {' '.join(args.roi)} selects no voxel of the {gt_vol.shape} volume")
     metrics = evaluate(
-        gt_vol.read(),
-        seg_vol.read(),
+        gt,
+        seg,
         voxel_size=voxel_size,
         per_section=args.per_section,
         boundary_tolerance_nm=args.tolerance,
@@ -99,9 +130,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     d = metrics.to_dict(worst=args.worst)
     if args.json:
         d["gt"], d["seg"], d["voxel_size"] = str(args.gt), str(args.seg), list(voxel_size)
+        d["shape"] = list(gt.shape)
         print(json.dumps(d, allow_nan=False))
     else:
-        shape = " x ".join(str(s) for s in gt_vol.shape)
+        shape = " x ".join(str(s) for s in gt.shape)
         vs = " x ".join(f"{v:g}" for v in voxel_size)
         print(format_table(d, f"{args.seg} vs ground truth {args.gt} ({shape} voxels, {vs} nm)"))
     return 0

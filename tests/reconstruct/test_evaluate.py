@@ -304,6 +304,10 @@ def test_cli_json_is_one_object_with_the_metrics(tmp_path, capsys):
     d = json.loads(capsys.readouterr().out)
     assert (d["voi_split"], d["voi_merge"], d["voi"], d["n_gt"], d["n_seg"]) == (1.0, 0.0, 1.0, 1, 2)
     assert d["SA50"] == 0.5 and d["voxel_size"] == [40.0, 10.0, 10.0]
+    assert main(["evaluate", "--gt", g, "--seg", s, "--json", "--voxel-size", "40", "10", "10",
+                 "--roi", "::2", ":", "4:"]) == 0  # every 2nd section, right half only
+    d = json.loads(capsys.readouterr().out)
+    assert d["shape"] == [1, 6, 4] and d["voxel_size"] == [80.0, 10.0, 10.0] and d["voi"] == 0.0
     assert main(["evaluate", "--gt", g, "--seg", s, "--per-section", "--worst", "1",
                  "--tolerance", "10", "--voxel-size", "40", "10", "10"]) == 0
     out = capsys.readouterr().out
@@ -320,3 +324,5 @@ def test_cli_user_mistakes_are_one_line_errors(tmp_path, capsys):
     assert "\n" not in err
     assert main(["evaluate", "--gt", g, "--seg", g, "--tolerance", "-1"]) == 2
     assert "--tolerance must be a positive" in capsys.readouterr().err
+    assert main(["evaluate", "--gt", g, "--seg", g, "--roi", "::4", ":", "1:2:0"]) == 2
+    assert "--roi X: step must be positive" in capsys.readouterr().err
