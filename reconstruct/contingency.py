@@ -80,6 +80,8 @@ class Contingency:
 def check_label_pair(gt: Any, seg: Any) -> tuple[np.ndarray, np.ndarray]:
     """Validate two label volumes and return them as 3D integer arrays (a 2D pair gets z = 1).
 
+    Arrays, array-likes and :class:`~dendrosam.reconstruct.Volume` objects are accepted.
+
     Raises
     ------
     LabelError
@@ -87,6 +89,8 @@ def check_label_pair(gt: Any, seg: Any) -> tuple[np.ndarray, np.ndarray]:
     """
     arrays = []
     for name, arr in (("gt", gt), ("seg", seg)):
+        if hasattr(arr, "read") and hasattr(arr, "voxel_size"):  # a dendrosam Volume
+            arr = arr.read()
         arr = arr if hasattr(arr, "dtype") and hasattr(arr, "shape") else np.asarray(arr)
         if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
             raise LabelError(f"{name} labels must be integers, got dtype {arr.dtype}")

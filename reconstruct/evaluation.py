@@ -232,7 +232,7 @@ def evaluate(
 
     Parameters
     ----------
-    gt, seg : array_like
+    gt, seg : array_like or Volume
         Label volumes (Z, Y, X) or one section (Y, X), any non-negative integer dtype, same shape.
     ignore_background : bool
         Score VOI/Rand only where gt != 0 (CREMI/SNEMI3D). If False, GT background is one more
@@ -240,7 +240,8 @@ def evaluate(
     boundary_tolerance_nm : float, optional
         Leave GT voxels within this distance (nm) of a GT boundary out of VOI/Rand.
     voxel_size : sequence of float, optional
-        (z, y, x) nm; needed for ``boundary_tolerance_nm`` and ``skeletons``.
+        (z, y, x) nm; needed for ``boundary_tolerance_nm`` and ``skeletons`` (default: the
+        voxel size of ``gt`` when it is a Volume).
     per_section : bool
         Evaluate each section independently (objects are (z, id)); see the module docstring.
     skeletons : mapping of int to networkx.Graph, optional
@@ -264,6 +265,8 @@ def evaluate(
     >>> m.voi_split, m.voi_merge, m.SA50  # one GT object matched at IoU 0.5, one missed
     (0.0, 1.0, 0.5)
     """
+    if voxel_size is None and hasattr(gt, "voxel_size"):  # a Volume carries its voxel size
+        voxel_size = tuple(gt.voxel_size)
     gt, seg = check_label_pair(gt, seg)
     if not ignore_background:
         gt = gt.astype(np.uint64) + np.uint64(1)

@@ -165,6 +165,18 @@ def test_large_ids_and_slabs_give_the_same_table(rng):
     assert worst == 0 or worst > 2**40
 
 
+def test_volumes_are_accepted_and_carry_their_voxel_size():
+    from dendrosam.reconstruct import Volume
+
+    gt = np.zeros((3, 8, 8), np.uint32)
+    gt[:, :, :4], gt[:, :, 4:] = 1, 2
+    seg = gt.copy()
+    seg[:, :, 4] = 1
+    vol = Volume.from_array(gt, voxel_size=(40, 10, 10))
+    m = evaluate(vol, Volume.from_array(seg, voxel_size=(40, 10, 10)), boundary_tolerance_nm=10)
+    assert m.n_ignored == 48 and m.voi_merge == 0.0
+
+
 # --- independent formulas ------------------------------------------------------------------
 
 
