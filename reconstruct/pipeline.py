@@ -18,7 +18,8 @@ import io
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -493,35 +494,49 @@ def reconstruct_volume(
     vol, iid = _open_input(input, vs_req)
     cfg = replace(cfg, voxel_size=tuple(vol.voxel_size))
     ident = {"config": config_hash(cfg), "input": iid}
-    store = RunStore(out)
-    store.prepare(ident, resume=resume, overwrite=overwrite)
-    handler = logging.FileHandler(store.out / "run.log")
+    eng = cfg.engine
+    with make_engine(eng.workers, eng.scheduler, eng.connect_timeout_s, progress) as engine:
+        store = RunStore(out)
+        store.prepare(ident, resume=resume, overwrite=overwrite)
+        with store.lock(), _log_to(store.out / "run.log"):
+            parts, extra = _run_locked(vol, input, store, cfg, ident, engine, gt, publish)
+    return RunResult(parts["labels3d"], parts["labels2d"], parts["graphs"], *extra, store.out)
+
+
+@contextmanager
+def _log_to(path: Path) -> Iterator[None]:
+    """Copy the ``dendrosam`` loggers' INFO messages to ``path`` while the block runs."""
+    handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root_log = logging.getLogger("dendrosam")
+    old_level = root_log.level
     root_log.addHandler(handler)
     root_log.setLevel(min(root_log.getEffectiveLevel(), logging.INFO))
-    timings: dict[str, float] = {}
     try:
-        with store.lock():
-            store.write_text("config.toml", config_to_toml(cfg))
-            info = {"status": "running", "input": str(input) if isinstance(input, (str, Path)) else "<array>",
-                    "input_identity": iid, "shape": list(vol.shape), "voxel_size": list(vol.voxel_size),
-                    "versions": _versions(), "config_hash": ident["config"]}
-            store.write_json("run.json", info)
-            log.info("run %s -> %s (%s, voxel %s nm)", info["input"], store.out, vol.shape, vol.voxel_size)
-            info["models"] = _model_cards(cfg.segment)
-            eng = cfg.engine
-            with make_engine(eng.workers, eng.scheduler, eng.connect_timeout_s, progress) as engine:
-                parts = _run_stages(vol, store, cfg, ident, engine, gt, timings)
-            morpho, contacts, metrics = _finish_outputs(store, vol, cfg, parts, gt, timings)
-            _report_and_publish(store, publish, timings)
-            info.update(status="complete", timings_s={k: round(v, 3) for k, v in timings.items()},
-                        n_objects=len(parts["graphs"]), finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-            store.write_json("run.json", info)  # written last: only now does the run look complete
+        yield
     finally:
         root_log.removeHandler(handler)
+        root_log.setLevel(old_level)
         handler.close()
-    return RunResult(parts["labels3d"], parts["labels2d"], parts["graphs"], morpho, contacts, metrics, store.out)
+
+
+def _run_locked(vol: Any, input: Any, store: RunStore, cfg: PipelineConfig, ident: dict, engine: Any,
+                gt: Any, publish: bool) -> tuple[dict, tuple]:
+    timings: dict[str, float] = {}
+    store.write_text("config.toml", config_to_toml(cfg))
+    info = {"status": "running", "input": str(input) if isinstance(input, (str, Path)) else "<array>",
+            "input_identity": ident["input"], "shape": list(vol.shape), "voxel_size": list(vol.voxel_size),
+            "versions": _versions(), "config_hash": ident["config"]}
+    store.write_json("run.json", info)
+    log.info("run %s -> %s (%s, voxel %s nm)", info["input"], store.out, vol.shape, vol.voxel_size)
+    info["models"] = _model_cards(cfg.segment)
+    parts = _run_stages(vol, store, cfg, ident, engine, gt, timings)
+    extra = _finish_outputs(store, vol, cfg, parts, gt, timings)
+    _report_and_publish(store, publish, timings)
+    info.update(status="complete", timings_s={k: round(v, 3) for k, v in timings.items()},
+                n_objects=len(parts["graphs"]), finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    store.write_json("run.json", info)  # written last: only now does the run look complete
+    return parts, extra
 
 
 def _report_and_publish(store: RunStore, publish: bool, timings: dict) -> None:
