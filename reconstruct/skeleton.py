@@ -218,6 +218,12 @@ def skeletonize_blocks(
     vertices fused (``Skeleton.consolidate``), as chunked pipelines (igneous) do. Post-processing
     and smoothing run once on the merged skeleton.
 
+    Limitation (shared with other chunked skeletonizers): an object that runs *along* a block
+    face, within a few voxels of it, is skeletonized in both slabs and gets a doubled, ladder-like
+    skeleton that post-processing only partly repairs. Objects crossing faces join exactly, but
+    a block piece much smaller than the TEASAR invalidation ball (``scale * radius + const``) can
+    be traced short, so use blocks of many such radii.
+
     Parameters
     ----------
     labels3d, voxel_size, config, object_ids
@@ -249,7 +255,7 @@ def skeletonize_blocks(
                 offset_xyz = (origin * np.array(vs))[::-1]
                 for label, skel in _kimimaro(sub, vs, config, object_ids).items():
                     if len(skel.vertices):
-                        skel.vertices = skel.vertices + offset_xyz
+                        skel.vertices = (skel.vertices + offset_xyz).astype(np.float32)
                         pieces.setdefault(int(label), []).append(skel)
     graphs = {}
     for label in sorted(pieces):
@@ -327,7 +333,9 @@ def unbranched_paths(graph: nx.Graph) -> list[list]:
             paths.append(path)
     for u, v in graph.edges:  # components that are pure cycles
         if frozenset((u, v)) not in seen:
-            cycle = [u] + [m for m in nx.dfs_preorder_nodes(graph, v) if m != u] + [u]
+            cycle = [u, v]
+            while cycle[-1] != u:
+                cycle.append(next(m for m in graph.neighbors(cycle[-1]) if m != cycle[-2]))
             seen.update(frozenset(e) for e in zip(cycle[:-1], cycle[1:]))
             paths.append(cycle)
     return paths
