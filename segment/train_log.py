@@ -1,0 +1,90 @@
+"""Training bookkeeping: resumable state files and the metrics log (CSV + JSON lines)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["MetricsLog", "save_state", "load_state"]
+
+
+class MetricsLog:
+    """Append one row per step to ``metrics.jsonl`` and ``metrics.csv`` (columns grow as needed)."""
+
+    def __init__(self, csv_path: Path, jsonl_path: Path) -> None:
+        self.csv_path, self.jsonl_path = Path(csv_path), Path(jsonl_path)
+
+    def reset(self) -> None:
+        """Start empty logs (a fresh run)."""
+        for p in (self.csv_path, self.jsonl_path):
+            p.unlink(missing_ok=True)
+
+    def write(self, row: dict[str, Any]) -> None:
+        """Append a row to both logs."""
+        with open(self.jsonl_path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        rows = self.rows()
+        cols = list(dict.fromkeys(k for r in rows for k in r))
+        if self.csv_path.exists() and cols == self._header():
+            with open(self.csv_path, "a", newline="") as f:
+                csv.DictWriter(f, cols).writerow(row)
+            return
+        with open(self.csv_path, "w", newline="") as f:  # new column: rewrite once
+            w = csv.DictWriter(f, cols)
+            w.writeheader()
+            w.writerows(rows)
+
+    def _header(self) -> list[str]:
+        with open(self.csv_path, newline="") as f:
+            return next(csv.reader(f), [])
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every logged row (from the JSON lines)."""
+        if not self.jsonl_path.exists():
+            return []
+        return [json.loads(line) for line in self.jsonl_path.read_text().splitlines() if line]
+
+    def truncate(self, step: int) -> None:
+        """Drop rows after ``step`` (a resumed run repeats nothing)."""
+        rows = [r for r in self.rows() if r.get("step", 0) <= step]
+        self.reset()
+        for r in rows:
+            self.write(r)
+
+
+def save_state(path: Path, model: Any, opt: Any, rng: np.random.Generator, **info: Any) -> None:
+    """Write model + optimizer + RNG states and ``info`` as a plain, ``weights_only`` dict (atomic)."""
+    import torch
+
+    state = {
+        "format": "dendrosam-train-state", "model_state": model.state_dict(),
+        "optimizer_state": opt.state_dict(), "torch_rng": torch.get_rng_state(),
+        "numpy_rng": json.dumps(rng.bit_generator.state), **info,
+    }
+    tmp = Path(str(path) + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_state(path: Path, model: Any, opt: Any, rng: np.random.Generator) -> dict[str, Any]:
+    """Restore what :func:`save_state` wrote into ``model``, ``opt`` and ``rng``; return the dict."""
+    import torch
+
+    from dendrosam.errors import CheckpointError
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
+        raise CheckpointError(f"{path}: not a readable training state ({exc})") from None
+    if not isinstance(state, dict) or state.get("format") != "dendrosam-train-state":
+        raise CheckpointError(f"{path}: not a dendrosam training state file")
+    model.load_state_dict(state["model_state"])
+    opt.load_state_dict(state["optimizer_state"])
+    torch.set_rng_state(state["torch_rng"])
+    rng.bit_generator.state = json.loads(state["numpy_rng"])
+    return state
