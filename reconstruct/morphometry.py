@@ -23,9 +23,10 @@ except the spine density (spines per um of shaft). Definitions:
 ``volume_nm3``
     (with labels) voxel count x voxel volume.
 ``surface_area_nm2``
-    (with labels) area of the marching-cubes mesh (level 0.5 on the object's binary mask, padded
-    by one voxel, anisotropic ``spacing``); smoother and therefore smaller than the voxel-face
-    area of a staircase surface.
+    (with labels) area of the marching-cubes mesh (anisotropic ``spacing``) of the object's binary
+    mask blurred by a Gaussian of 1 voxel, at level 0.5. The blur removes the voxel terraces:
+    on the raw mask marching cubes over-estimates a sphere's area by 12%, after it by < 1%
+    (spheres of 10-50 voxels radius); objects thinner than ~2 voxels lose area.
 """
 
 from __future__ import annotations
@@ -116,10 +117,15 @@ def graph_morphometrics(graph: nx.Graph, spine_config: SpineConfig = SpineConfig
     }
 
 
-def surface_areas(labels3d: np.ndarray, voxel_size: Sequence[float], ids: Sequence[int]) -> dict[int, float]:
-    """Marching-cubes surface area (nm^2) of each object in ``ids`` (NaN if absent)."""
+def surface_areas(
+    labels3d: np.ndarray, voxel_size: Sequence[float], ids: Sequence[int], sigma: float = 1.0
+) -> dict[int, float]:
+    """Marching-cubes surface area (nm^2) of each object in ``ids`` (NaN if absent).
+
+    ``sigma`` is the Gaussian blur of the binary mask in voxels (0: raw mask).
+    """
     import fastremap
-    from scipy.ndimage import find_objects
+    from scipy.ndimage import find_objects, gaussian_filter
     from skimage.measure import marching_cubes, mesh_surface_area
 
     labels = np.asarray(labels3d)
@@ -132,7 +138,9 @@ def surface_areas(labels3d: np.ndarray, voxel_size: Sequence[float], ids: Sequen
         if box is None:
             out[int(label)] = math.nan
             continue
-        mask = np.pad(remapped[box] == new, 1).astype(np.float32)
+        mask = np.pad(remapped[box] == new, 1 + math.ceil(3 * sigma)).astype(np.float32)
+        if sigma > 0:
+            mask = gaussian_filter(mask, sigma)
         verts, faces, _, _ = marching_cubes(mask, level=0.5, spacing=tuple(voxel_size))
         out[int(label)] = float(mesh_surface_area(verts, faces))
     return out
