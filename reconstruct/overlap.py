@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import fastremap
 import numpy as np
+from scipy import ndimage
 
-__all__ = ["SectionObjects", "section_objects", "contingency", "shift_image"]
+__all__ = ["SectionObjects", "dense_labels", "section_objects", "contingency", "shift_image"]
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,7 @@ class SectionObjects:
     Attributes
     ----------
     ids : numpy.ndarray
-        (N,) the original (per-section) label values, sorted ascending, without 0.
+        (N,) the original (per-section) label values, in order of first pixel, without 0.
     dense : numpy.ndarray
         (Y, X) uint32 image with ``ids[i]`` replaced by ``i + 1`` (0 stays background).
     size : numpy.ndarray
@@ -31,8 +33,6 @@ class SectionObjects:
         (N, 2) float64 centroids (y, x) in pixels.
     bbox : numpy.ndarray
         (N, 4) int64 bounding boxes ``(y0, x0, y1, x1)``, half-open, in pixels.
-    first : numpy.ndarray
-        (N,) int64 flat (C-order) index of each object's first pixel.
     """
 
     ids: np.ndarray
@@ -40,12 +40,27 @@ class SectionObjects:
     size: np.ndarray
     centroid: np.ndarray
     bbox: np.ndarray
-    first: np.ndarray
 
     @property
     def n(self) -> int:
         """Number of objects in the section."""
         return int(self.ids.size)
+
+
+def dense_labels(section: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Renumber a 2D label image ``1..N`` in order of first appearance (C order), 0 kept.
+
+    Returns the (Y, X) uint32 dense image and the (N,) original ids (``ids[k - 1]`` became
+    ``k``). Deterministic: the same image always gives the same numbering.
+    """
+    dense, mapping = fastremap.renumber(section, preserve_zero=True, in_place=False)
+    mapping.pop(0, None)
+    ids = np.zeros(len(mapping), dtype=np.int64)
+    if mapping:
+        ids[np.fromiter(mapping.values(), np.int64, len(mapping)) - 1] = np.fromiter(
+            mapping.keys(), np.int64, len(mapping)
+        )
+    return dense.astype(np.uint32, copy=False), ids
 
 
 def section_objects(section: np.ndarray) -> SectionObjects:
@@ -59,40 +74,29 @@ def section_objects(section: np.ndarray) -> SectionObjects:
     Returns
     -------
     SectionObjects
-        Ids, a densely renumbered copy of the image and per-object size, centroid and bbox.
+        Objects numbered in order of their first pixel (C order), with the densely renumbered
+        image and per-object size, centroid and bbox.
     """
     section = np.asarray(section)
     ny, nx = section.shape
-    ids, first, inverse = np.unique(section.ravel(), return_index=True, return_inverse=True)
-    if ids.size and ids[0] == 0:
-        ids, first = ids[1:], first[1:]
-    else:
-        inverse = inverse + 1  # no background pixel: every value is an object
-    dense = inverse.reshape(ny, nx).astype(np.uint32, copy=False)
+    dense, ids = dense_labels(section)
     n = ids.size
     flat = dense.ravel()
     size = np.bincount(flat, minlength=n + 1)[1:].astype(np.int64)
-    yy, xx = np.divmod(np.arange(flat.size, dtype=np.int64), nx)
     with np.errstate(invalid="ignore", divide="ignore"):
-        cy = np.bincount(flat, weights=yy, minlength=n + 1)[1:] / size
-        cx = np.bincount(flat, weights=xx, minlength=n + 1)[1:] / size
-    fg = flat > 0
-    lab = flat[fg].astype(np.int64) - 1
-    bbox = np.empty((n, 4), dtype=np.int64)
-    for col, (coord, func, init) in enumerate(
-        ((yy, np.minimum, ny), (xx, np.minimum, nx), (yy, np.maximum, -1), (xx, np.maximum, -1))
-    ):
-        out = np.full(n, init, dtype=np.int64)
-        func.at(out, lab, coord[fg])
-        bbox[:, col] = out
-    bbox[:, 2:] += 1
+        cy = np.bincount(flat, weights=np.repeat(np.arange(ny, dtype=np.float64), nx),
+                         minlength=n + 1)[1:] / size
+        cx = np.bincount(flat, weights=np.tile(np.arange(nx, dtype=np.float64), ny),
+                         minlength=n + 1)[1:] / size
+    slices = ndimage.find_objects(dense, max_label=n)
+    bbox = np.array([(sy.start, sx.start, sy.stop, sx.stop) for sy, sx in slices],
+                    dtype=np.int64).reshape(n, 4)
     return SectionObjects(
-        ids=ids.astype(np.int64),
+        ids=ids,
         dense=dense,
         size=size,
         centroid=np.stack([cy, cx], axis=1) if n else np.zeros((0, 2)),
         bbox=bbox,
-        first=first.astype(np.int64),
     )
 
 
@@ -108,10 +112,18 @@ def contingency(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     -------
     ia, ib, count : numpy.ndarray
         Zero-based object indices of every overlapping pair and its pixel count, sorted by
-        ``(ia, ib)``.
+        ``(ia, ib)``. Small tables are one ``bincount`` of ``a * (Nb + 1) + b``; large ones
+        fall back to ``np.unique`` of packed uint64 pairs.
     """
     a = a.ravel()
     b = b.ravel()
+    na, nb = int(a.max(initial=0)) + 1, int(b.max(initial=0)) + 1
+    if na * nb <= 4 * a.size + 1024:  # dense table: one bincount, no sort
+        table = np.bincount(a.astype(np.int64) * nb + b, minlength=na * nb).reshape(na, nb)
+        table[0, :] = 0
+        table[:, 0] = 0
+        ia, ib = np.nonzero(table)
+        return ia - 1, ib - 1, table[ia, ib].astype(np.int64)
     both = (a > 0) & (b > 0)
     packed = (a[both].astype(np.uint64) << np.uint64(32)) | b[both].astype(np.uint64)
     pairs, count = np.unique(packed, return_counts=True)

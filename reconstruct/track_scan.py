@@ -105,7 +105,7 @@ def scan_sections(labels2d: Any, z0: int, z1: int, config: Any) -> ScanResult:
     start = max(0, z0 - gap - 1)  # the farthest pair reaching z0 starts there
     window: deque[tuple[int, SectionObjects]] = deque(maxlen=gap + 1)
     free_fwd: dict[int, np.ndarray] = {}  # z -> objects without a mutual forward partner yet
-    node_cols: dict[str, list[np.ndarray]] = {k: [] for k in ("z", "id", "size", "cy", "cx", "bbox", "first")}
+    node_cols: dict[str, list[np.ndarray]] = {k: [] for k in ("z", "id", "size", "cy", "cx", "bbox")}
     link_cols: dict[str, list[np.ndarray]] = {
         k: [] for k in ("za", "ia", "zb", "ib", "overlap", "frac_a", "frac_b", "kind", "score", "share", "dy", "dx")
     }
@@ -148,7 +148,7 @@ def scan_sections(labels2d: Any, z0: int, z1: int, config: Any) -> ScanResult:
         if z >= z0:
             for key, val in (("z", np.full(b.n, z)), ("id", b.ids), ("size", b.size),
                              ("cy", b.centroid[:, 0]), ("cx", b.centroid[:, 1]),
-                             ("bbox", b.bbox), ("first", b.first)):
+                             ("bbox", b.bbox)):
                 node_cols[key].append(val)
         window.append((z, b))
         free_fwd.pop(z - gap - 1, None)

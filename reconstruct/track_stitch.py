@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from .track_links import KIND_MUTUAL, resolve_links
+from .overlap import dense_labels
 from .track_scan import ScanResult, read_section
 
 __all__ = ["assemble", "canonical_labels"]
@@ -26,7 +27,7 @@ def canonical_labels(
     comp : numpy.ndarray
         (N,) component index per node.
     key : numpy.ndarray
-        (N,) int64 position of each node's first voxel (e.g. C-order flat index).
+        (N,) int64 rank of each node's first voxel in C order (any monotonic stand-in).
     keep : numpy.ndarray of bool, optional
         Per component: False -> its nodes get id 0.
 
@@ -71,7 +72,6 @@ def assemble(
     nodes = _concat(scans, "nodes")
     links = _concat(scans, "links")
     shape_yx = tuple(labels2d.shape[1:])
-    plane = int(np.prod(shape_yx))
     node_z = nodes["z"].astype(np.int64) if nodes else np.zeros(0, np.int64)
     n_nodes = node_z.size
     offset = np.zeros(depth + 1, dtype=np.int64)
@@ -96,22 +96,19 @@ def assemble(
         np.maximum.at(zmax, comp, node_z)
         if config.drop_short:
             keep = (zmax - zmin + 1) >= config.min_z_extent
-    key = node_z * plane + (nodes["first"].astype(np.int64) if n_nodes else 0)
-    label = canonical_labels(comp, key, keep)
+    # nodes are sorted by z, then by first pixel (C order) within a section, so the node index
+    # orders 2D objects by their first voxel in the volume: canonical ids need nothing else
+    label = canonical_labels(comp, np.arange(n_nodes, dtype=np.int64), keep)
     n_objects = int(label.max()) if label.size else 0
 
     # pass 2: write the labels section by section
     if out is None:
         out = np.zeros((depth, *shape_yx), dtype=np.uint32)
     for z in range(depth):
-        section = read_section(labels2d, z)
-        lo, hi = offset[z], offset[z + 1]
-        ids = nodes["id"][lo:hi] if n_nodes else np.zeros(0, np.int64)
-        lut = label[lo:hi]
-        idx = np.searchsorted(ids, section.ravel())
-        idx = np.minimum(idx, max(ids.size - 1, 0))
-        hit = ids[idx] == section.ravel() if ids.size else np.zeros(section.size, bool)
-        out[z] = np.where(hit, lut[idx] if ids.size else 0, 0).reshape(shape_yx).astype(np.uint32)
+        dense, _ = dense_labels(read_section(labels2d, z))  # same numbering as in the scan
+        lut = np.zeros(offset[z + 1] - offset[z] + 1, dtype=np.uint32)
+        lut[1:] = label[offset[z]:offset[z + 1]]
+        out[z] = lut[dense]
 
     # link graph
     vz, vy, vx = voxel_size

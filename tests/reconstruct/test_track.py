@@ -33,13 +33,31 @@ def test_section_objects_tables():
     img[1:3, 2:5] = 9  # 6 px, centroid (1.5, 3)
     img[4, 0] = 3
     objs = section_objects(img)
-    np.testing.assert_array_equal(objs.ids, [3, 9])
-    np.testing.assert_array_equal(objs.size, [1, 6])
-    np.testing.assert_allclose(objs.centroid, [[4, 0], [1.5, 3]])
-    np.testing.assert_array_equal(objs.bbox, [[4, 0, 5, 1], [1, 2, 3, 5]])
-    np.testing.assert_array_equal(objs.first, [28, 9])
+    # numbered in order of first pixel (C order): 9 comes first
+    np.testing.assert_array_equal(objs.ids, [9, 3])
+    np.testing.assert_array_equal(objs.size, [6, 1])
+    np.testing.assert_allclose(objs.centroid, [[1.5, 3], [4, 0]])
+    np.testing.assert_array_equal(objs.bbox, [[1, 2, 3, 5], [4, 0, 5, 1]])
+    np.testing.assert_array_equal(objs.dense[img == 9], 1)
     ia, ib, count = contingency(objs.dense, np.roll(objs.dense, 1, axis=1))
-    np.testing.assert_array_equal(np.c_[ia, ib, count], [[1, 1, 4]])
+    np.testing.assert_array_equal(np.c_[ia, ib, count], [[0, 0, 4]])
+
+
+def test_contingency_sparse_path_equals_dense_path():
+    rng = np.random.default_rng(5)
+    a = rng.integers(0, 3000, (40, 40)).astype(np.uint32)  # 3000 x 3000 > 4 * pixels: sparse
+    b = rng.integers(0, 3000, (40, 40)).astype(np.uint32)
+    ia, ib, count = contingency(a, b)
+    fg = (a > 0) & (b > 0)
+    pairs, expected = np.unique(np.c_[a[fg], b[fg]], axis=0, return_counts=True)
+    np.testing.assert_array_equal(np.c_[ia + 1, ib + 1], pairs)
+    np.testing.assert_array_equal(count, expected)
+    small_a, small_b = a % 7, b % 5  # dense bincount path
+    ia, ib, count = contingency(small_a, small_b)
+    fg = (small_a > 0) & (small_b > 0)
+    pairs, expected = np.unique(np.c_[small_a[fg], small_b[fg]], axis=0, return_counts=True)
+    np.testing.assert_array_equal(np.c_[ia + 1, ib + 1], pairs)
+    np.testing.assert_array_equal(count, expected)
 
 
 def test_phase_correlation_recovers_shift():
