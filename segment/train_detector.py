@@ -1,0 +1,182 @@
+"""Train the YOLO detector from instance labels (users have masks, not boxes).
+
+:func:`masks_to_yolo` turns one label section into YOLO rows ``(class 0, cx, cy, w, h)``
+normalised to the image size (objects smaller than ``min_size`` pixels dropped);
+:func:`yolo_to_boxes` is its exact inverse. :func:`write_yolo_dataset` writes PNGs of
+:func:`normalize_section` output (the pixels inference sees), label files and ``data.yaml``;
+:func:`train_detector` trains through ultralytics offline (``import_ultralytics``) and copies the
+best ``.pt`` out.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dendrosam.errors import ConfigError, InputError
+from dendrosam.segment.preprocess import normalize_section
+
+__all__ = ["masks_to_yolo", "yolo_to_boxes", "write_yolo_dataset", "DetectorTrainConfig",
+           "train_detector", "default_detector_run"]
+
+
+def masks_to_yolo(labels2d: np.ndarray, min_size: int = 4) -> np.ndarray:
+    """YOLO rows ``(0, cx, cy, w, h)`` (normalised) of every object of a label section.
+
+    Parameters
+    ----------
+    labels2d : ndarray of int, (Y, X)
+        Instance labels, 0 = background; one box per id.
+    min_size : int
+        Objects whose box is narrower or lower than this (pixels) are dropped.
+
+    Returns
+    -------
+    ndarray of float64, (N, 5)
+
+    Examples
+    --------
+    >>> lab = np.zeros((10, 20), int); lab[2:6, 4:8] = 3
+    >>> masks_to_yolo(lab, 1).tolist()
+    [[0.0, 0.3, 0.4, 0.2, 0.4]]
+    """
+    from dendrosam.segment.train_data import box_of_masks
+
+    lab = np.asarray(labels2d)
+    _, boxes, _ = box_of_masks(lab)
+    wh = boxes[:, 2:] - boxes[:, :2]
+    boxes = boxes[(wh >= min_size).all(axis=1)]
+    ny, nx = lab.shape
+    scale = np.array([nx, ny, nx, ny], np.float64)
+    xyxy = boxes / scale
+    centre, size = (xyxy[:, :2] + xyxy[:, 2:]) / 2, xyxy[:, 2:] - xyxy[:, :2]
+    return np.concatenate([np.zeros((len(boxes), 1)), centre, size], axis=1)
+
+
+def yolo_to_boxes(rows: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Inverse of :func:`masks_to_yolo`: ``(x0, y0, x1, y1)`` pixel boxes (exclusive ends)."""
+    r = np.asarray(rows, np.float64).reshape(-1, 5)
+    ny, nx = shape
+    half = r[:, 3:5] / 2
+    xyxy = np.concatenate([r[:, 1:3] - half, r[:, 1:3] + half], axis=1)
+    return xyxy * np.array([nx, ny, nx, ny], np.float64)
+
+
+def write_yolo_dataset(
+    splits: dict[str, Sequence[tuple[np.ndarray, np.ndarray]]], out: Path, min_size: int = 4,
+    tile: int | None = None,
+) -> Path:
+    """Write an ultralytics data set: ``images/<split>/*.png``, ``labels/<split>/*.txt``, ``data.yaml``.
+
+    Parameters
+    ----------
+    splits : dict
+        ``{"train": [(raw2d, labels2d), ...], "val": [...]}``.
+    out : Path
+        Folder to write (created).
+    min_size : int
+        See :func:`masks_to_yolo`.
+    tile : int or None
+        Cut sections larger than this into ``tile`` x ``tile`` pieces (objects cut by a tile edge
+        keep their visible part).
+
+    Returns
+    -------
+    Path
+        The ``data.yaml`` file.
+    """
+    from PIL import Image
+
+    out = Path(out)
+    for split, pairs in splits.items():
+        (out / "images" / split).mkdir(parents=True, exist_ok=True)
+        (out / "labels" / split).mkdir(parents=True, exist_ok=True)
+        k = 0
+        for raw, lab in pairs:
+            u8 = normalize_section(np.asarray(raw))
+            lab = np.asarray(lab)
+            t = tile or max(lab.shape)
+            for y in range(0, lab.shape[0], t):
+                for x in range(0, lab.shape[1], t):
+                    rows = masks_to_yolo(lab[y:y + t, x:x + t], min_size)
+                    Image.fromarray(u8[y:y + t, x:x + t]).save(out / "images" / split / f"{k:05d}.png")
+                    np.savetxt(out / "labels" / split / f"{k:05d}.txt", rows, fmt=["%d"] + ["%.6f"] * 4)
+                    k += 1
+    yaml = out / "data.yaml"
+    names = {"path": str(out.resolve()), "train": "images/train",
+             "val": "images/val" if "val" in splits else "images/train", "names": {0: "object"}}
+    yaml.write_text("\n".join(f"{k}: {json.dumps(v)}" for k, v in names.items()) + "\n")
+    return yaml
+
+
+@dataclass(frozen=True)
+class DetectorTrainConfig:
+    """YOLO training settings (see ultralytics' ``train`` arguments of the same names)."""
+
+    model: str = "yolov8n.yaml"
+    epochs: int = 50
+    imgsz: int = 256
+    batch: int = 16
+    device: str = "cpu"
+    seed: int = 0
+    patience: int = 20
+    workers: int = 0
+    min_size: int = 4
+    tile: int | None = 256
+
+
+def train_detector(data_yaml: Path, out_pt: Path, config: DetectorTrainConfig = DetectorTrainConfig(),
+                   project: Path | None = None) -> dict:
+    """Train a YOLO model offline and copy its best weights to ``out_pt``; return the final metrics."""
+    from dendrosam.segment._ultralytics import import_ultralytics
+
+    if not Path(data_yaml).exists():
+        raise InputError(f"{data_yaml}: no such data set file")
+    if not (config.model.endswith(".yaml") or Path(config.model).exists()):
+        raise ConfigError(f"--model {config.model!r}: give a model .yaml (e.g. yolov8n.yaml) or an existing .pt")
+    ul = import_ultralytics()
+    project = Path(project or Path(out_pt).parent / "yolo_runs").resolve()
+    t0 = time.time()
+    model = ul.YOLO(config.model)
+    model.train(data=str(data_yaml), epochs=config.epochs, imgsz=config.imgsz, batch=config.batch,
+                device=config.device, workers=config.workers, plots=False, seed=config.seed,
+                deterministic=True, patience=config.patience, project=str(project), name="train",
+                exist_ok=True, verbose=False, amp=False)
+    run = project / "train"
+    best = run / "weights" / "best.pt"
+    if not best.exists():
+        best = run / "weights" / "last.pt"
+    Path(out_pt).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(best, out_pt)
+    return {"seconds": round(time.time() - t0, 1), "run": str(run),
+            "results_csv": str(run / "results.csv")}
+
+
+def default_detector_run(data: Path, work: Path, models: Path, command: str, epochs: int = 60) -> dict:
+    """Train the shipped default detector on the project split (see ``examples/train_default_models.py``)."""
+    import tifffile
+
+    med, isbi, gala = data / "medulla_fib", data / "isbi2012_sstem", data / "gala_fib"
+    mr, ml = (tifffile.imread(med / f) for f in ("raw_z000-124.ome.tif", "neurons_z000-124.ome.tif"))
+    ir, il = (tifffile.imread(isbi / f) for f in ("raw_z00-19.ome.tif", "neurites_z00-19.ome.tif"))
+    gr, gl = (tifffile.imread(gala / f) for f in ("raw.ome.tif", "neurons.ome.tif"))
+    train = [(mr[z, :, :125], ml[z, :, :125]) for z in range(0, 125, 2)]
+    train += [(ir[z], il[z]) for z in range(16)] + [(gr[z], gl[z]) for z in range(0, 50, 2)]
+    val = [(mr[z, :, 125:], ml[z, :, 125:]) for z in range(0, 125, 4)] + [(ir[z], il[z]) for z in range(16, 20)]
+    cfg = DetectorTrainConfig(epochs=epochs)
+    yaml = write_yolo_dataset({"train": train, "val": val}, work / "yolo_default" / "data", cfg.min_size, cfg.tile)
+    out = models / "dendrosam_yolo_default.pt"
+    info = train_detector(yaml, out, cfg, work / "yolo_default" / "runs")
+    card = {"model": "dendrosam YOLO detector", "config": cfg.__dict__, "command": command,
+            "data": "medulla x<125 every 2nd section, ISBI z0-15, gala; val medulla [::4,:,125:] + ISBI z16-19",
+            "training": info, "date": time.strftime("%Y-%m-%d")}
+    (models / "dendrosam_yolo_default.card.json").write_text(json.dumps(card, indent=2))
+    if Path(info["results_csv"]).exists():
+        shutil.copyfile(info["results_csv"], models / "dendrosam_yolo_default.train_log.csv")
+    return card
