@@ -193,7 +193,8 @@ def read_graphml(path: str | Path) -> nx.Graph:
         raise FormatError(f"{path}: not a readable GraphML file ({exc})") from exc
     relabel = {n: int(n) for n in flat if str(n).lstrip("-").isdigit()}
     flat = nx.relabel_nodes(flat, relabel) if len(relabel) == len(flat) else flat
-    graph = nx.Graph(**_unflatten(flat.graph))
+    attrs = {k: v for k, v in flat.graph.items() if k not in ("node_default", "edge_default")}
+    graph = nx.Graph(**_unflatten(attrs))
     graph.add_nodes_from((n, _unflatten(d)) for n, d in flat.nodes(data=True))
     graph.add_edges_from((u, v, _unflatten(d)) for u, v, d in flat.edges(data=True))
     return graph
