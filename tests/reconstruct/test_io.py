@@ -212,3 +212,21 @@ def test_volume_from_array_and_repr():
     assert vol.shape == (2, 3, 4) and vol.ndim == 3 and len(vol) == 2
     assert "voxel_size=(30.0, 5.0, 5.0)" in repr(vol)
     assert open_volume(vol, voxel_size=(10, 10, 10)).voxel_size == (10.0, 10.0, 10.0)
+
+
+def test_bundled_demo_data():
+    from dendrosam.reconstruct import demo_data
+
+    paths = demo_data("medulla40")
+    raw, gt = open_volume(paths["raw"]), open_labels(paths["neurons"])
+    assert raw.shape == gt.shape == (32, 250, 125)
+    assert raw.voxel_size == gt.voxel_size == (40.0, 10.0, 10.0)
+    assert open_labels(paths["watershed"], like=raw).shape == raw.shape
+
+
+def test_demo_crop_is_the_held_out_half(shared_data):
+    from dendrosam.reconstruct import demo_data
+
+    full = tifffile.imread(shared_data / "medulla_fib" / "neurons_z000-124.ome.tif")
+    bundled = open_volume(demo_data()["neurons"]).read()
+    np.testing.assert_array_equal(bundled, full[::4, :, 125:])
