@@ -1,0 +1,138 @@
+"""``dendrosam train-sam``, ``train-detector`` and ``pseudolabel``: argument parsing only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+
+__all__ = ["register"]
+
+
+def _pairs(values, flag):
+    from dendrosam.errors import ConfigError
+    from dendrosam.segment.train_sam import DataSpec
+
+    out = []
+    for v in values or ():
+        parts = v.split("@")
+        if len(parts) not in (2, 3):
+            raise ConfigError(f"{flag} {v!r}: expected RAW@LABELS or RAW@LABELS@REGION (e.g. ::4,:,125:)")
+        out.append(DataSpec(parts[0], parts[1], parts[2] if len(parts) == 3 else ""))
+    return tuple(out)
+
+
+def _sam_config(args):
+    from dendrosam.segment.train_sam import TrainSamConfig
+
+    return TrainSamConfig(
+        train_data=_pairs(args.data, "--data"), val_data=_pairs(args.val, "--val"),
+        work_dir=args.work, arch=args.arch, init=args.init, train=args.train,
+        lora_rank=args.lora_rank, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+        warmup=args.warmup, correction=not args.no_correction, val_every=args.val_every,
+        patience=args.patience, seed=args.seed, threads=args.threads, device=args.device,
+        command="dendrosam " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    )
+
+
+def _train_sam(args) -> int:
+    from dendrosam.segment.train_sam import train_sam
+
+    res = train_sam(_sam_config(args), resume=args.resume, progress=not args.quiet)
+    print(json.dumps({"checkpoint": str(res.checkpoint), "steps": res.steps,
+                      "best_step": res.best_step, "val": res.val, "seconds": round(res.seconds, 1)}))
+    return 0
+
+
+def _train_detector(args) -> int:
+    from pathlib import Path
+
+    from dendrosam.segment.train_data import read_array
+    from dendrosam.segment.train_detector import DetectorTrainConfig, train_detector, write_yolo_dataset
+    from dendrosam.segment.train_sam import parse_region
+
+    cfg = DetectorTrainConfig(model=args.model, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
+                              device=args.device, seed=args.seed, min_size=args.min_size, tile=args.tile)
+    splits = {}
+    for name, specs in (("train", _pairs(args.data, "--data")), ("val", _pairs(args.val, "--val"))):
+        pairs = []
+        for s in specs:
+            reg = parse_region(s.region)
+            raw, lab = read_array(s.raw, reg), read_array(s.labels, reg)
+            pairs += list(zip(raw, lab))
+        if pairs:
+            splits[name] = pairs
+    work = Path(args.work)
+    yaml = write_yolo_dataset(splits, work / "data", cfg.min_size, cfg.tile)
+    info = train_detector(yaml, Path(args.out), cfg, work / "runs")
+    print(json.dumps({"weights": args.out, **info}))
+    return 0
+
+
+def _pseudolabel(args) -> int:
+    from pathlib import Path
+
+    from dendrosam.segment.pseudolabel import PseudoLabelConfig, pseudolabel_rounds
+
+    cfg = _sam_config(args)
+    lines = pseudolabel_rounds(args.input, args.sam, Path(args.work), args.rounds, cfg, args.detector,
+                               PseudoLabelConfig(min_score=args.min_score, min_area=args.min_area))
+    for line in lines:
+        print(json.dumps(line))
+    return 0
+
+
+def _sam_options(p: argparse.ArgumentParser, work: str) -> None:
+    p.add_argument("--val", action="append", metavar="RAW@LABELS[@REGION]", help="held-out data (repeatable)")
+    p.add_argument("--work", default=work, help="work folder: state, logs, best.pt (default %(default)s)")
+    p.add_argument("--arch", default="tiny_zoom", help="registry arch when training from scratch")
+    p.add_argument("--init", help="start from this SAM checkpoint")
+    p.add_argument("--train", default="all", choices=("decoder", "decoder+prompt", "all", "lora"))
+    p.add_argument("--lora-rank", type=int, default=4)
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--no-correction", action="store_true", help="skip the correction-point pass")
+    p.add_argument("--val-every", type=int, default=250)
+    p.add_argument("--patience", type=int, default=12)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--resume", action="store_true", help="continue from WORK/last.pt")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def register(subparsers) -> None:
+    """Add the training sub-commands."""
+    p = subparsers.add_parser("train-sam", help="train / fine-tune a zoom SAM on labelled sections")
+    p.add_argument("--data", action="append", required=True, metavar="RAW@LABELS[@REGION]",
+                   help="training volume and its instance labels (repeatable)")
+    _sam_options(p, "sam_training")
+    p.set_defaults(func=_train_sam)
+
+    p = subparsers.add_parser("train-detector", help="train YOLO from instance labels")
+    p.add_argument("--data", action="append", required=True, metavar="RAW@LABELS[@REGION]")
+    p.add_argument("--val", action="append", metavar="RAW@LABELS[@REGION]")
+    p.add_argument("--out", required=True, help="where to write the best .pt")
+    p.add_argument("--work", default="detector_training")
+    p.add_argument("--model", default="yolov8n.yaml", help="yolov8n.yaml, yolo11n.yaml or a .pt")
+    p.add_argument("--epochs", type=int, default=50)
+    p.add_argument("--imgsz", type=int, default=256)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--tile", type=int, default=256)
+    p.add_argument("--min-size", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=_train_detector)
+
+    p = subparsers.add_parser("pseudolabel", help="label unlabelled EM with detector+SAM, retrain, report")
+    p.add_argument("input", help="unlabelled volume")
+    p.add_argument("--sam", required=True, help="starting SAM checkpoint")
+    p.add_argument("--detector", help="YOLO weights (default: shipped)")
+    p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--min-score", type=float, default=0.8)
+    p.add_argument("--min-area", type=int, default=20)
+    _sam_options(p, "pseudolabel_work")
+    p.set_defaults(func=_pseudolabel)
