@@ -42,6 +42,18 @@ _LAZY: dict[str, str] = {
     "track_blocks": "dendrosam.reconstruct.track",
     "TrackConfig": "dendrosam.reconstruct.track",
     "TrackResult": "dendrosam.reconstruct.track",
+    # skeletons, morphometrics, spines, contacts, exports
+    "skeletonize": "dendrosam.reconstruct.skeleton",
+    "skeletonize_blocks": "dendrosam.reconstruct.skeleton",
+    "SkeletonConfig": "dendrosam.reconstruct.skeleton",
+    "morphometrics": "dendrosam.reconstruct.morphometry",
+    "detect_spines": "dendrosam.reconstruct.spines",
+    "SpineConfig": "dendrosam.reconstruct.spines",
+    "contact_graph": "dendrosam.reconstruct.contacts",
+    "write_skeletons": "dendrosam.reconstruct.export",
+    "write_swc": "dendrosam.reconstruct.export",
+    "read_swc": "dendrosam.reconstruct.export",
+    "read_graphml": "dendrosam.reconstruct.export",
 }
 
 __all__ = sorted(_LAZY)
