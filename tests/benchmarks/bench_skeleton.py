@@ -1,0 +1,74 @@
+"""Skeleton stage on a real segmentation crop: our graphs vs raw kimimaro, chunked vs whole.
+
+Run: ``python -m pytest tests/benchmarks/bench_skeleton.py -s`` (minutes of CPU).
+``DENDROSAM_BENCH_CROP`` sets the cube edge of the pinky40 crop (default 256 voxels).
+Figures are printed as ratios against raw ``kimimaro.skeletonize`` timed in the same run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+VS = (40.0, 32.0, 32.0)  # pinky40, (z, y, x) nm
+
+
+def test_bench_skeleton(shared_data):
+    import kimimaro
+    import tifffile
+
+    from dendrosam.reconstruct.morphometry import morphometrics
+    from dendrosam.reconstruct.skeleton import SkeletonConfig, skeletonize, skeletonize_blocks
+
+    path = shared_data / "pinky40_seg" / "segmentation.ome.tif"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    edge = int(os.environ.get("DENDROSAM_BENCH_CROP", "256"))
+    labels = np.ascontiguousarray(tifffile.imread(path)[:edge, :edge, :edge])
+    config = SkeletonConfig(scale=4.0, const=500.0)  # kimimaro's README parameters, nm
+
+    t0 = time.perf_counter()
+    raw = kimimaro.skeletonize(
+        labels.T, teasar_params=config.teasar_params(), anisotropy=VS[::-1],
+        dust_threshold=config.dust_threshold, fix_branching=True, fix_borders=True, progress=False, parallel=1,
+    )
+    t_raw = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    graphs = skeletonize(labels, VS, config)
+    t_ours = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    table = morphometrics(graphs)
+    t_morph = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    morphometrics(graphs, labels, VS)
+    t_morph_vol = time.perf_counter() - t0
+
+    half = (edge + 1) // 2
+    t0 = time.perf_counter()
+    blocks = skeletonize_blocks(labels, VS, (edge, half, half), config)  # 4 blocks
+    t_blocks = time.perf_counter() - t0
+    tb = morphometrics(blocks)
+
+    whole = table.set_index("label")[["n_branch_points", "n_tips"]]
+    chunk = tb.set_index("label")[["n_branch_points", "n_tips"]]
+    common = whole.index.intersection(chunk.index)
+    agree = (whole.loc[common] == chunk.loc[common]).all(axis=1)
+    cable_ratio = tb.set_index("label").loc[common, "cable_length_nm"] / table.set_index("label").loc[
+        common, "cable_length_nm"]
+
+    print(f"\npinky40 crop {labels.shape}, voxel {VS} nm, {len(raw)} objects (dust {config.dust_threshold} vox)")
+    print(f"raw kimimaro.skeletonize      {t_raw:8.1f} s   1.00x")
+    print(f"skeletonize (graphs, smooth)  {t_ours:8.1f} s   {t_ours / t_raw:.2f}x raw")
+    print(f"morphometrics (graphs only)   {t_morph:8.1f} s   {t_morph / t_raw:.2f}x raw")
+    print(f"morphometrics (+volume, area) {t_morph_vol:8.1f} s   {t_morph_vol / t_raw:.2f}x raw")
+    print(f"skeletonize_blocks (4 blocks) {t_blocks:8.1f} s   {t_blocks / t_raw:.2f}x raw")
+    print(f"objects in both: {len(common)} of {len(whole)} whole / {len(chunk)} chunked")
+    print(f"same branch+tip counts chunked vs whole: {agree.mean():.1%}")
+    print(f"chunked / whole cable length: median {cable_ratio.median():.3f}, "
+          f"within 5%: {(abs(cable_ratio - 1) <= 0.05).mean():.1%}")
+    assert len(graphs) == len(raw)
