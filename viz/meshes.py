@@ -171,7 +171,8 @@ def write_skeletons(
             "spatial_index": None,
         },
     )
-    cv = CloudVolume(cloudpath, progress=False)
+    # uncompressed: a plain static server (no Content-Encoding) must serve ``skeletons/<id>``
+    cv = CloudVolume(cloudpath, progress=False, compress=False)
     skels = [graph_to_skeleton(i, g) for i, g in graphs.items() if g.number_of_nodes()]
     if skels:
         cv.skeleton.upload(skels)
