@@ -215,8 +215,13 @@ def load_run_data(out: str | Path) -> RunData:
     if store.is_dir():
         import zarr
 
-        root = zarr.open_group(str(store), mode="r")
-        raw = root["raw"] if "raw" in root else root
+        try:
+            if (store / "raw").is_dir():
+                raw = zarr.open_group(str(store / "raw"), mode="r")
+            else:
+                raw = zarr.open_group(str(store), mode="r")
+        except (zarr.errors.GroupNotFoundError, ValueError) as exc:
+            raise FormatError(f"{store}: not a readable OME-Zarr group ({exc})") from exc
         image, scale = _ome_multiscale(raw)
         if "labels" in raw:
             lab = raw["labels"]
