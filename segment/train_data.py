@@ -98,7 +98,11 @@ def read_array(path: str, region: tuple[slice, ...] | None = None) -> np.ndarray
         open_volume = None
     try:
         if open_volume is not None:
-            data = open_volume(path).data
+            import warnings
+
+            with warnings.catch_warnings():  # voxel size plays no part in 2D training
+                warnings.simplefilter("ignore", UserWarning)
+                data = open_volume(path).data
         else:
             import tifffile
 

@@ -240,9 +240,9 @@ def set_trainable(model, which: str) -> int:
 
 def _lr(cfg: TrainSamConfig, step: int) -> float:
     if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
+        return float(cfg.lr * (step + 1) / cfg.warmup)
     frac = (step - cfg.warmup) / max(cfg.steps - cfg.warmup, 1)
-    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * min(frac, 1.0))))
+    return float(cfg.lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * min(frac, 1.0)))))
 
 
 def train_sam(config: TrainSamConfig, resume: bool = False, progress: bool = True) -> TrainResult:
@@ -357,7 +357,7 @@ def train_sam(config: TrainSamConfig, resume: bool = False, progress: bool = Tru
             bar.update(1)
             bar.set_postfix(loss=f"{parts['loss']:.3f}", iou=f"{parts['train_iou']:.2f}")
         if step % cfg.checkpoint_every == 0 or step == cfg.steps or bad >= cfg.patience:
-            save_state(work / "last.pt", model, opt, rng, step=step, best=best, best_step=best_step,
+            save_state(work / "last.pt", model, opt, rng, step=step, best=float(best), best_step=best_step,
                        bad=bad, config=_jsonable(cfg))
     if bar is not None:
         bar.close()
