@@ -110,8 +110,10 @@ def write_precomputed_volume(
         skeletons=skeletons,
     )
     cv = CloudVolume(cloudpath, info=info, progress=False, non_aligned_writes=True)
+    total = np.ones(3, dtype=int)
     for f in factors:
-        cv.add_scale(_xyz(f), chunk_size=_xyz(chunk_size))
+        total *= f  # cloud-volume's add_scale factor is relative to level 0
+        cv.add_scale(_xyz(total), chunk_size=_xyz(chunk_size))
     cv.commit_info()
     sizes = [tuple(float(r) for r in reversed(s["resolution"])) for s in cv.info["scales"]]
 

@@ -33,6 +33,17 @@ def published(tmp_path, synthetic):
     return res, tmp_path / "pc"
 
 
+def test_three_level_pyramid_with_an_isotropic_step(tmp_path, rng):
+    # 40 x 10 x 10 nm: xy halved twice, then all axes once
+    labels = rng.integers(0, 4, (8, 256, 256)).astype(np.uint32)
+    res = publish(None, tmp_path / "p3", labels=labels, voxel_size=(40, 10, 10), mesh=False, chunk_size=(4, 32, 32))
+    assert res.voxel_sizes == ((40, 10, 10), (40, 20, 20), (40, 40, 40), (80, 80, 80))
+    want = labels
+    for mip, f in enumerate([(1, 2, 2), (1, 2, 2), (2, 2, 2)], start=1):
+        want = downsample_mode(want, f)
+        np.testing.assert_array_equal(_read(res.segmentation, mip), want)
+
+
 def test_volumes_and_pyramids_round_trip(published, synthetic):
     res, _ = published
     factors = pyramid_factors(synthetic["labels"].shape, synthetic["voxel_size"])
