@@ -106,7 +106,7 @@ def perturb(gt: np.ndarray, seg2d: np.ndarray, kind: str, seed: int = 0):
 def main(data_dir: Path) -> None:
     import tifffile
 
-    from dendrosam.reconstruct.track import TrackConfig, track
+    from dendrosam.reconstruct.tracking import TrackConfig, track
 
     med = tifffile.imread(data_dir / "medulla_fib" / "neurons_z000-124.ome.tif")[::4]
     isbi = tifffile.imread(data_dir / "isbi2012_sstem" / "neurites_z00-19.ome.tif")

@@ -59,7 +59,7 @@ def run_track(args: argparse.Namespace) -> int:
     from dendrosam.errors import ConfigError, OutputError
     from dendrosam.reconstruct.io import open_labels
     from dendrosam.reconstruct.io_writers import create_ome_zarr_array
-    from dendrosam.reconstruct.track import TrackConfig, track_blocks
+    from dendrosam.reconstruct.tracking import TrackConfig, track_blocks
 
     for option, value in (("--gap", args.gap), ("--min-z-extent", args.min_z_extent)):
         if value < (0 if option == "--gap" else 1):

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from dendrosam.reconstruct.track import track
+from dendrosam.reconstruct.tracking import track
 
 TILE = 256
 

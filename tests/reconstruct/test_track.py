@@ -8,7 +8,7 @@ import pytest
 from dendrosam.errors import ConfigError, LabelError, VoxelSizeError
 from dendrosam.reconstruct.align import boundary_map, phase_correlation_shift
 from dendrosam.reconstruct.overlap import contingency, section_objects, shift_image
-from dendrosam.reconstruct.track import TrackConfig, track
+from dendrosam.reconstruct.tracking import TrackConfig, track
 
 from test_track_helpers import canonical, scramble, tubes
 
@@ -163,3 +163,15 @@ def test_input_validation():
         track(-np.ones((2, 4, 4), np.int32))
     with pytest.raises(VoxelSizeError, match="voxel_size"):
         track(np.zeros((2, 4, 4), np.uint8), voxel_size=(40, 0, 10))
+
+
+def test_lazy_track_export_is_the_function_after_submodule_import():
+    # the submodule is named ``tracking`` so that importing it cannot shadow the lazy name
+    import importlib
+
+    importlib.import_module("dendrosam.reconstruct.tracking")
+    from dendrosam.reconstruct import TrackConfig as Config
+    from dendrosam.reconstruct import track as track_fn
+
+    assert callable(track_fn) and track_fn is track and Config is TrackConfig
+    assert track_fn(np.ones((2, 3, 3), np.uint8)).n_objects == 1

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from dendrosam.reconstruct.overlap import contingency, section_objects, shift_image
-from dendrosam.reconstruct.track import TrackConfig, track, track_blocks
+from dendrosam.reconstruct.tracking import TrackConfig, track, track_blocks
 
 from test_track_helpers import scramble, tubes
 

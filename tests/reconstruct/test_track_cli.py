@@ -10,7 +10,7 @@ import tifffile
 import zarr
 
 from dendrosam.cli import main
-from dendrosam.reconstruct.track import track
+from dendrosam.reconstruct.tracking import track
 
 from test_track_helpers import canonical, scramble, tubes
 

@@ -10,7 +10,7 @@ real branch. See :mod:`.track_links` for the rules and :mod:`.track_scan` for th
 Examples
 --------
 >>> import numpy as np
->>> from dendrosam.reconstruct.track import track
+>>> from dendrosam.reconstruct.tracking import track
 >>> stack = np.zeros((3, 8, 8), np.uint16)
 >>> stack[:, 2:5, 2:5] = [7, 1, 3]          # one tube, a different 2D id in every section
 >>> result = track(stack, voxel_size=(40, 10, 10))
