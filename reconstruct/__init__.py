@@ -38,10 +38,10 @@ _LAZY: dict[str, str] = {
     "segment_ids_at_nodes": "dendrosam.reconstruct.erl",
     "contingency_table": "dendrosam.reconstruct.contingency",
     # tracking
-    "track": "dendrosam.reconstruct.track",
-    "track_blocks": "dendrosam.reconstruct.track",
-    "TrackConfig": "dendrosam.reconstruct.track",
-    "TrackResult": "dendrosam.reconstruct.track",
+    "track": "dendrosam.reconstruct.tracking",
+    "track_blocks": "dendrosam.reconstruct.tracking",
+    "TrackConfig": "dendrosam.reconstruct.tracking",
+    "TrackResult": "dendrosam.reconstruct.tracking",
     # skeletons, morphometrics, spines, contacts, exports
     "skeletonize": "dendrosam.reconstruct.skeleton",
     "skeletonize_blocks": "dendrosam.reconstruct.skeleton",

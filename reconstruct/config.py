@@ -255,7 +255,7 @@ def config_class(section: str, items: Sequence[tuple[str, Any]], where: str = ""
     import importlib
 
     module_name, class_name = {
-        "track": ("dendrosam.reconstruct.track", "TrackConfig"),
+        "track": ("dendrosam.reconstruct.tracking", "TrackConfig"),
         "skeleton": ("dendrosam.reconstruct.skeleton", "SkeletonConfig"),
     }[section]
     try:
