@@ -116,12 +116,12 @@ def demo_command(args: argparse.Namespace) -> int:
     except (ImportError, AttributeError):
         raise InputError("demo: the bundled demo data is not part of this build") from None
     data = demo_data("medulla40")
-    image = open_volume(data["image"])
-    gt = np.asarray(open_labels(data["gt"], like=image).data[:])
-    baseline = np.asarray(open_labels(data["baseline"], like=image).data[:])
+    image = open_volume(data["raw"])
+    gt = np.asarray(open_labels(data["neurons"], like=image).data[:])
+    baseline = np.asarray(open_labels(data["watershed"], like=image).data[:])
     cfg = PipelineConfig(engine=EngineSettings(workers=args.workers))
     out = Path(args.out)
-    res = reconstruct_volume(data["image"], out, cfg, overwrite=out.exists(), gt=gt, publish=True,
+    res = reconstruct_volume(data["raw"], out, cfg, overwrite=out.exists(), gt=gt, publish=True,
                              progress=not args.no_progress)
     base = evaluate(gt, baseline).to_dict()
     print(f"\n{'':28s}{'VI split':>10s}{'VI merge':>10s}{'ARAND':>8s}")

@@ -258,7 +258,7 @@ def _open_input(input: Any, voxel_size: Any) -> tuple[Any, str]:
 
 def _run_stages(vol: Any, store: RunStore, cfg: PipelineConfig, ident: dict, engine: Any, gt: Any, timings: dict) -> dict:
     """Segment, track, skeletonize into ``store``; returns what run.json needs to know."""
-    from .track import track_blocks
+    from .tracking import track_blocks
 
     chash, iid = ident["config"], ident["input"]
     depth, ny, nx_ = vol.shape
@@ -350,35 +350,17 @@ def _read_gt(gt: Any, vol: Any) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------ outputs
-def _optional(module: str, name: str) -> Any:
-    """A later-stage function, or None (with a log line) when that stage is not installed."""
-    import importlib
-
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        log.warning("%s.%s is not available in this build: that output is skipped", module, name)
-        return None
-
-
 def _write_skeletons(store: RunStore, graphs: dict) -> None:
+    """``skeletons/<id>.swc`` (um, the SWC convention), ``<id>.graphml`` (nm) and ``graphs.json``."""
     import networkx as nx
+
+    from .export import write_graphml, write_swc
 
     folder = store.out / "skeletons"
     folder.mkdir(parents=True, exist_ok=True)
-    write_swc = _optional("dendrosam.reconstruct.export", "write_swc")
     for label, graph in graphs.items():
-        flat = nx.Graph()
-        flat.add_nodes_from(
-            (n, {"z": d["pos"][0], "y": d["pos"][1], "x": d["pos"][2], "radius": d["radius"]})
-            for n, d in graph.nodes(data=True)
-        )
-        flat.add_edges_from(graph.edges(data=True))
-        buf = io.BytesIO()
-        nx.write_graphml(flat, buf)
-        atomic_write_bytes(folder / f"{label}.graphml", buf.getvalue())
-        if write_swc is not None:
-            write_swc(graph, folder / f"{label}.swc")
+        write_graphml(graph, folder / f"{label}.graphml")
+        write_swc(graph, folder / f"{label}.swc")
     data = {str(k): nx.node_link_data(g, edges="edges") for k, g in graphs.items()}
     store.write_json("skeletons/graphs.json", data)
 
@@ -532,23 +514,31 @@ def _run_locked(vol: Any, input: Any, store: RunStore, cfg: PipelineConfig, iden
     info["models"] = _model_cards(cfg.segment)
     parts = _run_stages(vol, store, cfg, ident, engine, gt, timings)
     extra = _finish_outputs(store, vol, cfg, parts, gt, timings)
-    _report_and_publish(store, publish, timings)
+    _report_and_publish(store, vol, cfg, parts, extra, info, publish, timings)
     info.update(status="complete", timings_s={k: round(v, 3) for k, v in timings.items()},
                 n_objects=len(parts["graphs"]), finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     store.write_json("run.json", info)  # written last: only now does the run look complete
     return parts, extra
 
 
-def _report_and_publish(store: RunStore, publish: bool, timings: dict) -> None:
+def _report_and_publish(store: RunStore, vol: Any, cfg: PipelineConfig, parts: dict, extra: tuple,
+                        info: dict, publish: bool, timings: dict) -> None:
+    """``report.html``/``report.md`` (and precomputed layers with ``publish``) via ``dendrosam.viz``."""
+    from dendrosam.viz import RunData, write_report
+
     t0 = time.perf_counter()
-    report = _optional("dendrosam.viz", "write_report")
-    if report is not None:
-        report(store.out)
-    if publish:
-        pub = _optional("dendrosam.viz", "publish")
-        if pub is not None:
-            pub(store.out)
+    morpho, _, metrics = extra
+    data = RunData(voxel_size=vol.voxel_size, image=vol.data, labels=parts["labels3d"], labels2d=parts["labels2d"],
+                   skeletons=parts["graphs"], morphometrics=morpho, metrics=metrics or {},
+                   config=cfg.to_dict(), run=dict(info, timings_s=timings), out=store.out)
+    write_report(store.out, data)
     timings["report"] = time.perf_counter() - t0
+    if publish:
+        from dendrosam.viz import publish as publish_layers
+
+        t0 = time.perf_counter()
+        publish_layers(data, store.out / "precomputed", overwrite=True)
+        timings["publish"] = time.perf_counter() - t0
 
 
 def open_run(out: str | Path) -> RunResult:

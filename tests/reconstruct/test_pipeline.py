@@ -36,11 +36,12 @@ def config(**engine):
 
 
 def tree(out: Path) -> dict[str, bytes]:
-    """Every output file's bytes, except the log and timing/provenance that legitimately differ."""
+    """Every output file's bytes, except the log, timings and provenance (run.json, config.toml
+    with the engine placement, and the report that prints them) which legitimately differ."""
     files = {}
     for p in sorted(out.rglob("*")):
         rel = str(p.relative_to(out))
-        if p.is_file() and rel not in ("run.log", "run.json", "config.toml") and "lock" not in rel:
+        if p.is_file() and rel not in ("run.log", "run.json", "config.toml", "report.html", "report.md") and "lock" not in rel:
             files[rel] = p.read_bytes()
     return files
 
