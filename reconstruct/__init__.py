@@ -54,6 +54,12 @@ _LAZY: dict[str, str] = {
     "write_swc": "dendrosam.reconstruct.export",
     "read_swc": "dendrosam.reconstruct.export",
     "read_graphml": "dendrosam.reconstruct.export",
+    # pipeline
+    "reconstruct_volume": "dendrosam.reconstruct.pipeline",
+    "open_run": "dendrosam.reconstruct.pipeline",
+    "RunResult": "dendrosam.reconstruct.pipeline",
+    "PipelineConfig": "dendrosam.reconstruct.config",
+    "load_config": "dendrosam.reconstruct.config",
 }
 
 __all__ = sorted(_LAZY)
