@@ -85,6 +85,7 @@ def test_tubes_exact(tmp_path):
     assert list(again.graphs[1].nodes(data=True)) == list(res.graphs[1].nodes(data=True))
 
 
+@pytest.mark.slow
 def test_serial_and_dask_bit_identical(tmp_path):
     img, _ = tubes(depth=10)
     serial = reconstruct_volume(img, tmp_path / "serial", config(), VOXEL, progress=False)

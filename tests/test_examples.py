@@ -1,0 +1,30 @@
+"""Every example script runs at tiny size (``--tiny``), so the examples never rot."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.mark.parametrize(
+    ("script", "expect"),
+    [
+        ("reconstruct_from_python.py", "re-opened"),
+        ("run_on_dask_cluster.py", "local cluster of 2 workers"),
+    ],
+)
+def test_example_runs_tiny(script, expect, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), "--tiny", "--out", str(tmp_path / "run")],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert expect in proc.stdout
+    assert (tmp_path / "run" / "run.json").read_text().count('"complete"') == 1
