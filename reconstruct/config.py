@@ -252,14 +252,11 @@ def config_class(section: str, items: Sequence[tuple[str, Any]], where: str = ""
 
     Returns None when the stage module is not importable in this build.
     """
-    import importlib
+    import dendrosam.reconstruct as stages
 
-    module_name, class_name = {
-        "track": ("dendrosam.reconstruct.tracking", "TrackConfig"),
-        "skeleton": ("dendrosam.reconstruct.skeleton", "SkeletonConfig"),
-    }[section]
+    class_name = {"track": "TrackConfig", "skeleton": "SkeletonConfig"}[section]
     try:
-        cls = getattr(importlib.import_module(module_name), class_name)
+        cls = getattr(stages, class_name)
     except (ImportError, AttributeError):
         return None
     known = {f.name for f in dataclasses.fields(cls)}

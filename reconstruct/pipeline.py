@@ -185,7 +185,7 @@ def _skeleton_task(task: _Task) -> str:
     """Skeletonize a batch of objects on their bounding-box crops (runs on a worker)."""
     import networkx as nx
 
-    from .skeleton import skeletonize
+    from dendrosam.reconstruct import skeletonize
 
     items, voxel_size, skel_items = task.payload
     store = RunStore(task.out)
@@ -258,7 +258,7 @@ def _open_input(input: Any, voxel_size: Any) -> tuple[Any, str]:
 
 def _run_stages(vol: Any, store: RunStore, cfg: PipelineConfig, ident: dict, engine: Any, gt: Any, timings: dict) -> dict:
     """Segment, track, skeletonize into ``store``; returns what run.json needs to know."""
-    from .tracking import track_blocks
+    from dendrosam.reconstruct import track_blocks
 
     chash, iid = ident["config"], ident["input"]
     depth, ny, nx_ = vol.shape
@@ -393,8 +393,8 @@ def _finish_outputs(store: RunStore, vol: Any, cfg: PipelineConfig, parts: dict,
     _write_skeletons(store, graphs)
     (store.out / "tables").mkdir(exist_ok=True)
     store.write_text("tables/segments.csv", parts["segments"].to_csv(index=False))
-    from .contacts import contact_graph, contacts_table
-    from .morphometry import morphometrics
+    from dendrosam.reconstruct import contact_graph, morphometrics
+    from dendrosam.reconstruct.contacts import contacts_table
 
     dense = np.asarray(labels3d[:])
     morpho = morphometrics(graphs, dense, vol.voxel_size)
