@@ -74,7 +74,9 @@ class _SectionReader:
         key = normalise_key(key, self.ndim)
         zs, drop = _z_indices(key[0], self.shape[0])
         rest = key[1:]
-        out = np.empty((len(zs),) + np.empty(self.shape[1:], dtype=bool)[rest].shape, self.dtype)
+        # Shape of one indexed section from a zero-copy view (no Y*X allocation).
+        sub = np.broadcast_to(np.empty((), dtype=bool), self.shape[1:])[rest].shape
+        out = np.empty((len(zs),) + sub, self.dtype)
         for i, z in enumerate(zs):
             out[i] = self._read_section(z)[rest]
         return out[0] if drop else out
@@ -107,7 +109,7 @@ def _tiff_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
         with tifffile.TiffFile(path) as tf:
             series = tf.series[0]
             return tuple(series.shape), np.dtype(series.dtype)
-    except (tifffile.TiffFileError, OSError, ValueError, IndexError) as exc:
+    except Exception as exc:  # tifffile raises many types (RuntimeError, ZeroDivisionError, ...)
         raise FormatError(f"{path}: not a readable TIFF ({exc})") from None
 
 

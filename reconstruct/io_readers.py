@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from dendrosam.errors import FormatError, InputError
+from dendrosam.errors import DendrosamError, FormatError, InputError
 from dendrosam.reconstruct.io_arrays import (
     AxisView,
     CheckedArray,
@@ -29,6 +29,7 @@ from dendrosam.reconstruct.io_arrays import (
 __all__ = [
     "Opened",
     "SLICE_SUFFIXES",
+    "corrupt_as_format_error",
     "TIFF_SUFFIXES",
     "HDF5_SUFFIXES",
     "unit_to_nm",
@@ -84,6 +85,23 @@ def _scaled(value: Any, unit: str | None, default_unit: str) -> float | None:
 
 
 @contextmanager
+def corrupt_as_format_error(source: Any, what: str) -> Iterator[None]:
+    """Re-raise whatever a parser throws on a damaged file as :class:`FormatError`.
+
+    Parsers of third-party formats raise library-specific types on corrupt input
+    (``json.JSONDecodeError``, ``UnicodeDecodeError``, ``RuntimeError`` from HDF5 or tifffile,
+    ``ZeroDivisionError``, ``struct.error``, ...): none of them is a bug of ours, so all become one
+    typed error naming the file. :class:`~dendrosam.errors.DendrosamError` passes unchanged.
+    """
+    try:
+        yield
+    except DendrosamError:
+        raise
+    except Exception as exc:
+        raise FormatError(f"{source}: {what} ({type(exc).__name__}: {exc})") from None
+
+
+@contextmanager
 def _tifffile_warnings() -> Iterator[list[str]]:
     """Collect tifffile's logged warnings (it logs, not raises, on truncated files)."""
     messages: list[str] = []
@@ -108,7 +126,7 @@ def _ome_voxel_size(tf: Any) -> VoxelNm:
         ome = tifffile.xml2dict(tf.ome_metadata)["OME"]
         image = ome["Image"][0] if isinstance(ome["Image"], list) else ome["Image"]
         px = image["Pixels"]
-    except (KeyError, TypeError, ValueError, IndexError):
+    except (KeyError, TypeError, ValueError, IndexError, SyntaxError):  # SyntaxError: bad XML
         return (None, None, None)
     # OME's default unit for physical sizes is the micrometre.
     return tuple(  # type: ignore[return-value]
@@ -139,7 +157,7 @@ def read_tiff(path: Path, level: int = 0) -> Opened:
     with _tifffile_warnings() as logged:
         try:
             tf = tifffile.TiffFile(path)
-        except (tifffile.TiffFileError, ValueError, OSError, struct_error()) as exc:
+        except Exception as exc:  # TiffFileError, struct.error, TypeError on damaged tags, ...
             raise FormatError(f"{path}: not a readable TIFF ({exc})") from None
         try:
             series = tf.series[0]
@@ -149,7 +167,10 @@ def read_tiff(path: Path, level: int = 0) -> Opened:
             lev = series.levels[level]
             last = tf.pages[len(tf.pages) - 1]
             end = max((o + n for o, n in zip(last.dataoffsets, last.databytecounts)), default=0)
-        except (tifffile.TiffFileError, ValueError, IndexError, struct_error()) as exc:
+        except DendrosamError:
+            tf.close()
+            raise
+        except Exception as exc:  # tifffile raises many types on damaged IFDs
             tf.close()
             raise FormatError(f"{path}: truncated or corrupt TIFF ({exc})") from None
     size = path.stat().st_size
@@ -175,13 +196,6 @@ def read_tiff(path: Path, level: int = 0) -> Opened:
     data = CheckedArray(arr, str(path), keepalive=tf)
     prov = {"format": fmt, "path": str(path), "level": level, "axes": lev.axes}
     return Opened(data=data, axes=lev.axes, voxel_size=vs, provenance=prov)
-
-
-def struct_error() -> type[Exception]:
-    """The exception ``struct`` raises on short reads (used in TIFF except clauses)."""
-    import struct
-
-    return struct.error
 
 
 _NUMBER = re.compile(r"(\d+)")
@@ -226,6 +240,11 @@ def _scale_of(transforms: list | None) -> list[float] | None:
 
 def read_zarr(path: Path, level: int = 0, dataset: str | None = None) -> Opened:
     """A zarr v2/v3 array or group; OME-Zarr multiscales (level chosen), ``labels/<name>``."""
+    with corrupt_as_format_error(path, "corrupt zarr metadata"):
+        return _read_zarr(path, level, dataset)
+
+
+def _read_zarr(path: Path, level: int, dataset: str | None) -> Opened:
     import zarr
 
     try:
@@ -280,7 +299,7 @@ def read_zarr(path: Path, level: int = 0, dataset: str | None = None) -> Opened:
                 f"{path}: zarr group without OME multiscales metadata; choose an array with "
                 f"dataset= (found: {', '.join(arrays) or 'none'})"
             )
-        return read_zarr(path, level, f"{(dataset or '').strip('/')}/{arrays[0]}".strip("/"))
+        return _read_zarr(path, level, f"{(dataset or '').strip('/')}/{arrays[0]}".strip("/"))
     data = CheckedArray(arr, where)
     prov["zarr_format"] = arr.metadata.zarr_format
     return Opened(data=data, axes=axes, voxel_size=vs, provenance=prov)
@@ -302,18 +321,27 @@ def read_hdf5(path: Path, dataset: str | None = None) -> Opened:
         fh = h5py.File(path, "r")
     except OSError as exc:
         raise FormatError(f"{path}: not a readable HDF5 file ({exc})") from None
+    try:
+        with corrupt_as_format_error(path, "corrupt HDF5 file"):
+            return _hdf5_dataset(fh, path, dataset)
+    except DendrosamError:
+        fh.close()
+        raise
+
+
+def _hdf5_dataset(fh: Any, path: Path, dataset: str | None) -> Opened:
+    import h5py
+
     if dataset is None:
         names: list[str] = []
         fh.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
         if len(names) != 1:
-            fh.close()
             raise InputError(
                 f"{path}: name the dataset as {path}:/path/to/dataset "
                 f"(found: {', '.join(names) or 'no datasets'})"
             )
         dataset = names[0]
     if dataset not in fh or not isinstance(fh[dataset], h5py.Dataset):
-        fh.close()
         raise InputError(f"{path}: no dataset {dataset!r} in the file")
     ds = fh[dataset]
     vs: VoxelNm = (None, None, None)
