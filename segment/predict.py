@@ -106,15 +106,6 @@ def _validate(boxes, points, point_labels, shape):
     return boxes, points, point_labels, (n or 0)
 
 
-def _crop_mask(mask: np.ndarray, oy: int, ox: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return np.zeros((0, 0), bool), (oy, ox, oy, ox)
-    cols = np.flatnonzero(mask.any(axis=0))
-    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    return mask[y0:y1, x0:x1].copy(), (oy + y0, ox + x0, oy + y1, ox + x1)
-
-
 def _image_tensor(section_u8: np.ndarray, device: str):
     import torch
 
@@ -193,6 +184,7 @@ def _predict_classic(sam, u8, boxes, points, point_labels, batch_size, multimask
     import torch
     from segment_anything.utils.transforms import ResizeLongestSide
 
+    from dendrosam.segment.decode import logits_to_crops, select_best
     from dendrosam.segment.device import autocast
     from dendrosam.segment.tiling import route_prompts, tile_windows
 
@@ -217,7 +209,7 @@ def _predict_classic(sam, u8, boxes, points, point_labels, batch_size, multimask
             h, w = win.shape
             tf = ResizeLongestSide(win.long_side)
             x = tf.apply_image_torch(_image_tensor(u8[win.y0:win.y1, win.x0:win.x1], device))
-            input_size = tuple(x.shape[-2:])
+            input_size = (int(x.shape[-2]), int(x.shape[-1]))
             emb = model.image_encoder(model.preprocess(x))
             if pe is None:
                 pe = model.prompt_encoder.get_dense_pe()
@@ -244,78 +236,34 @@ def _predict_classic(sam, u8, boxes, points, point_labels, batch_size, multimask
                     dense_prompt_embeddings=dense,
                     multimask_output=multimask,
                 )
-                best = iou.argmax(dim=1)
-                rows = torch.arange(len(chunk), device=low.device)
-                low, sc = low[rows, best][:, None], iou[rows, best]
-                logits = model.postprocess_masks(low.float(), input_size, (h, w))
-                masks = (logits[:, 0] > model.mask_threshold).cpu().numpy()
-                scores[chunk] = sc.float().cpu().numpy()
-                for j, i in enumerate(chunk):
-                    crops[i], bbs[i] = _crop_mask(masks[j], win.y0, win.x0)
+                low, sc = select_best(low, iou, multimask)
+                scores[chunk] = sc.cpu().numpy()
+                pieces = logits_to_crops(low, model.mask_threshold, input_size, (h, w),
+                                         arch.img_size, origin=(win.y0, win.x0))
+                for i, (crop, bb) in zip(chunk, pieces):
+                    crops[i], bbs[i] = crop, bb
     return crops, bbs, scores
 
 
-#: Side (section pixels) of the zoom window around a points-only prompt, before the margin.
-POINT_WINDOW = 32
-
-
-def zoom_windows(extents: np.ndarray, margin: float, min_side: float = 8.0) -> np.ndarray:
-    """Square zoom windows ``(x0, y0, x1, y1)`` (float, section pixels) around prompt extents.
-
-    The window is centred on the prompt and its side is the prompt's longer side grown by
-    ``margin`` of it on each side; it may reach outside the section (zero padding).
-
-    >>> zoom_windows(np.array([[10., 20., 30., 30.]]), 0.25).tolist()
-    [[5.0, 10.0, 35.0, 40.0]]
-    """
-    ext = np.asarray(extents, np.float64).reshape(-1, 4)
-    side = np.maximum((ext[:, 2:] - ext[:, :2]).max(axis=1) * (1 + 2 * margin), min_side)
-    centre = (ext[:, :2] + ext[:, 2:]) / 2
-    return np.concatenate([centre - side[:, None] / 2, centre + side[:, None] / 2], axis=1)
-
-
-def _decode_each(decoder, emb, pe, sparse, dense, multimask):
-    """``MaskDecoder`` forward with one image embedding per prompt (no repeat over prompts)."""
-    import torch
-
-    tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
-    tokens = torch.cat([tokens.unsqueeze(0).expand(sparse.size(0), -1, -1), sparse], dim=1)
-    src = emb + dense
-    pos = pe.expand(src.shape[0], -1, -1, -1)
-    b, c, h, w = src.shape
-    hs, src = decoder.transformer(src, pos, tokens)
-    up = decoder.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
-    mask_tokens = hs[:, 1:1 + decoder.num_mask_tokens, :]
-    hyper = torch.stack(
-        [mlp(mask_tokens[:, i, :]) for i, mlp in enumerate(decoder.output_hypernetworks_mlps)],
-        dim=1,
-    )
-    b, c, h, w = up.shape
-    masks = (hyper @ up.reshape(b, c, h * w)).reshape(b, -1, h, w)
-    iou = decoder.iou_prediction_head(hs[:, 0, :])
-    sl = slice(1, None) if multimask else slice(0, 1)
-    return masks[:, sl], iou[:, sl]
-
-
 def _predict_zoom(sam, u8, boxes, points, point_labels, batch_size, multimask):
+    """One crop per prompt, with the training geometry of :mod:`dendrosam.segment.zoom`."""
     import torch
-    import torch.nn.functional as F
-    from torchvision.ops import roi_align
 
+    from dendrosam.segment.decode import crop_to_bbox, decode_per_prompt, select_best
     from dendrosam.segment.device import autocast
+    from dendrosam.segment.zoom import (
+        crop_windows, paste_logits, point_windows, to_crop_coords, zoom_windows,
+    )
 
     model, arch, device = sam.model, sam.arch, sam.device
-    ny, nx = u8.shape
     n = len(boxes) if boxes is not None else len(points)
-    ext = prompt_extents(boxes, points, n)
+    margin = float(arch.zoom_margin)
     if boxes is None:  # points only: a fixed-size window around the points
-        c = (ext[:, :2] + ext[:, 2:]) / 2
-        half = np.maximum((ext[:, 2:] - ext[:, :2]).max(axis=1), POINT_WINDOW) / 2
-        ext = np.concatenate([c - half[:, None], c + half[:, None]], axis=1)
-    wins = zoom_windows(ext, float(arch.zoom_margin))
+        wins = point_windows(points, margin)
+    else:
+        wins = zoom_windows(prompt_extents(boxes, points, n), margin)
     size = arch.img_size
-    scale = size / (wins[:, 2] - wins[:, 0])
-    image = torch.from_numpy(np.ascontiguousarray(u8)).to(device, torch.float32)[None, None]
+    image = torch.from_numpy(np.ascontiguousarray(u8)).to(device, torch.float32)
     pe = model.prompt_encoder.get_dense_pe()
     crops: list = [None] * n
     bbs = np.zeros((n, 4), np.int64)
@@ -323,46 +271,22 @@ def _predict_zoom(sam, u8, boxes, points, point_labels, batch_size, multimask):
     with autocast(device):
         for start in range(0, n, batch_size):
             idx = np.arange(start, min(start + batch_size, n))
-            rois = torch.as_tensor(
-                np.concatenate([np.zeros((len(idx), 1)), wins[idx]], axis=1),
-                dtype=torch.float32, device=device,
-            )
-            x = roi_align(image, rois, (size, size), 1.0, sampling_ratio=2, aligned=True)
+            x = crop_windows(image, wins[idx], size)
             emb = model.image_encoder(model.preprocess(x.expand(-1, 3, -1, -1)))
-            s = scale[idx]
             box_t = pts = None
             if boxes is not None:
-                b = (boxes[idx].reshape(-1, 2, 2) - wins[idx, None, :2]) * s[:, None, None]
-                box_t = torch.as_tensor(b.reshape(-1, 4), dtype=torch.float32, device=device)
+                b = to_crop_coords(boxes[idx], wins[idx], size)
+                box_t = torch.as_tensor(b, dtype=torch.float32, device=device)
             if points is not None:
-                c = (points[idx] - wins[idx, None, :2]) * s[:, None, None]
                 pts = (
-                    torch.as_tensor(c, dtype=torch.float32, device=device),
+                    torch.as_tensor(to_crop_coords(points[idx], wins[idx], size),
+                                    dtype=torch.float32, device=device),
                     torch.as_tensor(point_labels[idx], device=device),
                 )
             sparse, dense = model.prompt_encoder(points=pts, boxes=box_t, masks=None)
-            low, iou = _decode_each(model.mask_decoder, emb, pe, sparse, dense, multimask)
-            best = iou.argmax(dim=1)
-            rows = torch.arange(len(idx), device=low.device)
-            low, sc = low[rows, best][:, None].float(), iou[rows, best].float()
+            low, iou = decode_per_prompt(model.mask_decoder, emb, pe, sparse, dense)
+            low, sc = select_best(low, iou, multimask)
             scores[idx] = sc.cpu().numpy()
-            for j, i in enumerate(idx):
-                _paste_zoom(low[j:j + 1], wins[i], ny, nx, model.mask_threshold, crops, bbs, i, F)
+            for i, ((y0, x0, y1, x1), lg) in zip(idx, paste_logits(low, wins[idx], u8.shape)):
+                crops[i], bbs[i] = crop_to_bbox((lg > model.mask_threshold).cpu().numpy(), y0, x0)
     return crops, bbs, scores
-
-
-def _paste_zoom(low, win, ny, nx, threshold, crops, bbs, i, F):
-    """Resample one crop's logits back onto the section pixels its window covers."""
-    import torch
-
-    x0, y0, x1, y1 = win
-    px0, py0 = int(max(np.floor(x0), 0)), int(max(np.floor(y0), 0))
-    px1, py1 = int(min(np.ceil(x1), nx)), int(min(np.ceil(y1), ny))
-    if px1 <= px0 or py1 <= py0:
-        crops[i], bbs[i] = np.zeros((0, 0), bool), (py0, px0, py0, px0)
-        return
-    gx = ((torch.arange(px0, px1, device=low.device) + 0.5 - x0) / (x1 - x0)) * 2 - 1
-    gy = ((torch.arange(py0, py1, device=low.device) + 0.5 - y0) / (y1 - y0)) * 2 - 1
-    grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], dim=-1)[None]
-    logits = F.grid_sample(low, grid.float(), mode="bilinear", align_corners=False)
-    crops[i], bbs[i] = _crop_mask((logits[0, 0] > threshold).cpu().numpy(), py0, px0)

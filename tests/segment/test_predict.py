@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from dendrosam.segment.masks import masks_to_labels
-from dendrosam.segment.predict import predict_masks, zoom_windows
+from dendrosam.segment.predict import predict_masks
+from dendrosam.segment.zoom import zoom_windows
 from dendrosam.segment.preprocess import normalize_section
 from dendrosam.segment.prompts import prompts_from_gt
 from dendrosam.segment.tiling import route_prompts, tile_starts, tile_windows
@@ -137,3 +138,41 @@ def test_bad_prompts_raise(tiny_sam):
         predict_masks(tiny_sam, np.zeros((32, 32)), boxes=np.array([[10, 0, 5, 5]]))
     with pytest.raises(InputError, match="2D section"):
         predict_masks(tiny_sam, np.zeros((2, 32, 32)), boxes=np.array([[0, 0, 5, 5]]))
+
+
+def test_zoom_inference_crops_equal_training_crops(zoom_sam, blobs, monkeypatch):
+    """The encoder input and box prompt of inference are the training sampler's, bit for bit."""
+    import torch
+
+    from dendrosam.segment.train_data import object_table, sample_batch, section_set
+
+    img, gt = blobs
+    gt = gt.copy()
+    gt[1, 0:10, 120:128] = 77  # an object at the corner: its window reaches outside the section
+    sections = section_set(img[1:2], gt[1:2])
+    table = object_table(sections, min_area=1)
+    assert len(table) == 4
+    model, arch = zoom_sam.model, zoom_sam.arch
+    seen: dict = {"x": [], "boxes": []}
+    preprocess, prompt_forward = model.preprocess, model.prompt_encoder.forward
+
+    def spy_pre(x):
+        seen["x"].append(x.clone())
+        return preprocess(x)
+
+    def spy_prompt(points, boxes, masks):
+        seen["boxes"].append(boxes.clone())
+        return prompt_forward(points, boxes, masks)
+
+    monkeypatch.setattr(model, "preprocess", spy_pre)
+    monkeypatch.setattr(model.prompt_encoder, "forward", spy_prompt)
+    predict_masks(zoom_sam, img[1], boxes=table.boxes, batch_size=64)
+    x_inf, b_inf = seen["x"][0], seen["boxes"][0]
+    assert x_inf.shape == (4, 3, arch.img_size, arch.img_size)
+    for r in range(len(table)):
+        weights = np.eye(len(table))[r]
+        batch = sample_batch(sections, table, np.random.default_rng(r), 1, arch.img_size,
+                             float(arch.zoom_margin), jitter=0.0, augment=False, weights=weights)
+        assert torch.equal(batch.images[0], x_inf[r])
+        assert torch.equal(batch.boxes[0], b_inf[r])
+    assert float(x_inf[3, 0, 0, -1]) == 0.0  # outside the section: zero padding, as in training
