@@ -377,10 +377,8 @@ def read_precomputed(url: str, level: int = 0) -> Opened:
 
 def read_npy(path: Path) -> Opened:
     """A ``.npy`` array, memory-mapped (no voxel size metadata)."""
-    try:
+    with corrupt_as_format_error(path, "not a readable .npy file"):  # EOFError when empty
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise FormatError(f"{path}: not a readable .npy file ({exc})") from None
     axes = "ZYX"[-arr.ndim :] if arr.ndim <= 3 else ""
     return Opened(arr, axes, (None, None, None), {"format": "npy", "path": str(path)})
 
