@@ -269,6 +269,7 @@ def test_skeleton_export_rejects_a_label_that_is_a_path(tmp_path):
     out = tmp_path / "a" / "out"
     try:
         write_skeletons({"../../escaped": _tiny_skeleton()}, out, formats=("json",))
-    except DendrosamError:
+    except (DendrosamError, ValueError):  # today: ValueError, after the file was written
         pass
-    assert not list(tmp_path.glob("escaped*")), "a label escaped the output folder"
+    outside = [p for p in tmp_path.rglob("*") if p.is_file() and out not in p.parents]
+    assert not outside, f"a label escaped the output folder: {outside}"
