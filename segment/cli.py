@@ -20,6 +20,9 @@ def _z_range(args, n: int) -> tuple[int, int]:
 
 def register(subparsers) -> None:
     """Add the ``segment`` and ``benchmark-models`` sub-commands."""
+    from dendrosam.reconstruct.cli_io import add_voxel_size_argument
+    from dendrosam.segment.device import PRECISIONS
+
     p = subparsers.add_parser(
         "segment", help="2D instance masks per section (YOLO or GT prompts -> SAM)",
         description="Segment every section: prompts from the detector or from ground truth, "
@@ -33,10 +36,15 @@ def register(subparsers) -> None:
     p.add_argument("--sam-type", help="vit_b | vit_l | vit_h | tiny | tiny_zoom (inferred if omitted)")
     p.add_argument("--detector", help="YOLO .pt (default: the shipped detector)")
     p.add_argument("--device", help="cpu | cuda[:N] | mps (default: auto)")
-    p.add_argument("--batch-size", type=int, default=64, help="prompts per SAM call (default 64)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="prompts per SAM decoder call (default: 4 on the CPU, 64 on a GPU)")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="SAM compute precision (default auto: float32 on the CPU, bf16 on CUDA; "
+                   "bfloat16 is 2-3x faster on CPUs with native bf16)")
     p.add_argument("--conf", type=float, default=0.25, help="detector score threshold")
     p.add_argument("--z-range", type=int, nargs=2, metavar=("A", "B"), help="sections A..B-1")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    add_voxel_size_argument(p)
     p.set_defaults(func=_run_segment)
 
     b = subparsers.add_parser(
@@ -51,6 +59,7 @@ def register(subparsers) -> None:
     b.add_argument("--out", required=True, help="output folder")
     b.add_argument("--device", help="cpu | cuda[:N] | mps (default: auto)")
     b.add_argument("--z-range", type=int, nargs=2, metavar=("A", "B"))
+    add_voxel_size_argument(b)
     b.set_defaults(func=_run_benchmark)
 
 
@@ -59,24 +68,27 @@ def _run_segment(args: argparse.Namespace) -> int:
 
     from dendrosam.errors import ConfigError
     from dendrosam.reconstruct import open_volume, write_ome_zarr
+    from dendrosam.reconstruct.cli_io import voxel_size_from_args
     from dendrosam.segment.api import SegmentConfig, segment_slices
     from dendrosam.segment.detector import load_detector
     from dendrosam.segment.sam import load_sam
 
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
-    vol = open_volume(args.input)
+    voxel_size = voxel_size_from_args(args)
+    vol = open_volume(args.input, voxel_size)
     z0, z1 = _z_range(args, vol.shape[0])
     gt = None
     if args.prompts != "detector":
         if not args.gt:
             raise ConfigError(f"--prompts {args.prompts} needs --gt")
-        gt = open_volume(args.gt).data[z0:z1]
+        gt = open_volume(args.gt, vol.voxel_size).data[z0:z1]
     sam = load_sam(args.sam, args.sam_type, args.device)
     det = load_detector(args.detector, args.device) if args.prompts == "detector" else None
     images = vol.data[z0:z1]
     res = segment_slices(images, sam, det, prompts=args.prompts, gt=gt,
-                         config=SegmentConfig(batch_size=args.batch_size, conf=args.conf))
+                         config=SegmentConfig(batch_size=args.batch_size, conf=args.conf,
+                                              precision=args.precision))
     out = Path(args.out)
     write_ome_zarr(out, images, voxel_size=vol.voxel_size, labels={"sections": res.labels},
                    overwrite=args.overwrite)
@@ -87,11 +99,12 @@ def _run_segment(args: argparse.Namespace) -> int:
 
 
 def _run_benchmark(args: argparse.Namespace) -> int:
+    from dendrosam.reconstruct import open_volume
+    from dendrosam.reconstruct.cli_io import voxel_size_from_args
     from dendrosam.segment.compare import benchmark_models, parse_model_specs
 
-    from dendrosam.reconstruct import open_volume
-
-    raw, gt = open_volume(args.raw), open_volume(args.gt)
+    raw = open_volume(args.raw, voxel_size_from_args(args))
+    gt = open_volume(args.gt, raw.voxel_size)
     z0, z1 = _z_range(args, raw.shape[0])
     summary = benchmark_models(raw.data[z0:z1], gt.data[z0:z1], parse_model_specs(args.sam),
                                args.out, device=args.device)

@@ -21,7 +21,13 @@ import numpy as np
 
 from dendrosam.segment.preprocess import normalize_section
 
-__all__ = ["PromptedMasks", "predict_masks", "prompt_extents"]
+__all__ = ["PromptedMasks", "predict_masks", "prompt_extents", "default_batch_size"]
+
+#: Prompts per decoder call on the CPU. ``MaskDecoder`` copies the image embedding once per
+#: prompt (4 MB each for vit_b); 4 at a time stays in cache and was 2x faster than 20 at once.
+CPU_BATCH_SIZE = 4
+#: Prompts per decoder call on accelerators.
+GPU_BATCH_SIZE = 64
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,11 @@ def prompt_extents(boxes: np.ndarray | None, points: np.ndarray | None, n: int) 
     return np.concatenate([lo, hi], axis=1)
 
 
+def default_batch_size(device: str) -> int:
+    """Prompts (and zoom crops) per forward call: small on the CPU, large on accelerators."""
+    return CPU_BATCH_SIZE if str(device).startswith("cpu") else GPU_BATCH_SIZE
+
+
 def _validate(boxes, points, point_labels, shape):
     from dendrosam.errors import InputError
 
@@ -119,11 +130,12 @@ def predict_masks(
     boxes: np.ndarray | None = None,
     points: np.ndarray | None = None,
     point_labels: np.ndarray | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     multimask: bool = True,
     tile_size: int | None = None,
     halo: int | None = None,
     normalize: bool = True,
+    precision: str = "auto",
 ) -> PromptedMasks:
     """Segment one section with box and/or point prompts.
 
@@ -139,8 +151,9 @@ def predict_masks(
         ``(x, y)`` point prompts; combined with ``boxes`` prompt by prompt when both are given.
     point_labels : ndarray, shape (N, P), optional
         1 = foreground, 0 = background (default all 1).
-    batch_size : int
-        Prompts decoded (and, on the zoom path, crops encoded) per forward call.
+    batch_size : int or None
+        Prompts decoded (and, on the zoom path, crops encoded) per forward call
+        (default :func:`default_batch_size` of the model's device).
     multimask : bool
         Predict three masks per prompt and keep the one with the best predicted IoU.
     tile_size : int or None
@@ -150,6 +163,8 @@ def predict_masks(
         Context each prompt needs inside its tile (default ``tile_size // 8``).
     normalize : bool
         Stretch intensities with :func:`normalize_section` (keep True unless already uint8).
+    precision : {"auto", "float32", "bfloat16", "float16"}
+        Compute precision (:func:`dendrosam.segment.device.autocast_dtype`).
 
     Returns
     -------
@@ -160,6 +175,8 @@ def predict_masks(
     image = np.asarray(image2d)
     if image.ndim != 2:
         raise InputError(f"expected a 2D section (Y, X), got shape {image.shape}")
+    if batch_size is None:
+        batch_size = default_batch_size(sam.device)
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size}")
     boxes, points, point_labels, n = _validate(boxes, points, point_labels, image.shape)
@@ -169,18 +186,20 @@ def predict_masks(
     u8 = normalize_section(image) if normalize else image.astype(np.uint8, copy=False)
     if sam.arch.zoom_margin is not None:
         crops, bbs, scores = _predict_zoom(
-            sam, u8, boxes, points, point_labels, batch_size, multimask
+            sam, u8, boxes, points, point_labels, batch_size, multimask, precision
         )
     else:
         crops, bbs, scores = _predict_classic(
-            sam, u8, boxes, points, point_labels, batch_size, multimask, tile_size, halo
+            sam, u8, boxes, points, point_labels, batch_size, multimask, tile_size, halo,
+            precision,
         )
     return PromptedMasks(
         tuple(crops), np.asarray(bbs, np.int64).reshape(-1, 4), np.asarray(scores, np.float32), shape
     )
 
 
-def _predict_classic(sam, u8, boxes, points, point_labels, batch_size, multimask, tile_size, halo):
+def _predict_classic(sam, u8, boxes, points, point_labels, batch_size, multimask, tile_size, halo,
+                     precision):
     import torch
     from segment_anything.utils.transforms import ResizeLongestSide
 
@@ -202,7 +221,7 @@ def _predict_classic(sam, u8, boxes, points, point_labels, batch_size, multimask
     bbs = np.zeros((n, 4), np.int64)
     scores = np.zeros(n, np.float32)
     pe = None
-    with autocast(device):
+    with autocast(device, precision=precision):
         for w_idx in np.unique(assignment):
             win = windows[w_idx]
             idx = np.flatnonzero(assignment == w_idx)
@@ -245,7 +264,7 @@ def _predict_classic(sam, u8, boxes, points, point_labels, batch_size, multimask
     return crops, bbs, scores
 
 
-def _predict_zoom(sam, u8, boxes, points, point_labels, batch_size, multimask):
+def _predict_zoom(sam, u8, boxes, points, point_labels, batch_size, multimask, precision):
     """One crop per prompt, with the training geometry of :mod:`dendrosam.segment.zoom`."""
     import torch
 
@@ -268,7 +287,7 @@ def _predict_zoom(sam, u8, boxes, points, point_labels, batch_size, multimask):
     crops: list = [None] * n
     bbs = np.zeros((n, 4), np.int64)
     scores = np.zeros(n, np.float32)
-    with autocast(device):
+    with autocast(device, precision=precision):
         for start in range(0, n, batch_size):
             idx = np.arange(start, min(start + batch_size, n))
             x = crop_windows(image, wins[idx], size)

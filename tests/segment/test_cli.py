@@ -45,6 +45,77 @@ def test_cli_bad_checkpoint_is_one_line(tmp_path, capsys):
     (tmp_path / "bad.pt").write_bytes(b"nope")
     code = main(["segment", str(tmp_path / "raw.tif"), "--out", str(tmp_path / "o.zarr"),
                  "--prompts", "gt-boxes", "--gt", str(tmp_path / "raw.tif"),
-                 "--sam", str(tmp_path / "bad.pt"), "--device", "cpu"])
+                 "--sam", str(tmp_path / "bad.pt"), "--device", "cpu", "--voxel-size", "40", "8", "8"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "bad.pt" in err[0] and "not a readable" in err[0]
+
+
+@pytest.fixture
+def stack_files(blobs, tmp_path):
+    """The blobs stack and its labels as TIFFs (no voxel size stated), and a tiny SAM file."""
+    import tifffile
+
+    from dendrosam.segment.registry import build_sam, get_arch
+    from dendrosam.segment.sam import save_sam_checkpoint
+
+    img, gt = blobs
+    tifffile.imwrite(tmp_path / "raw.tif", img, photometric="minisblack")
+    tifffile.imwrite(tmp_path / "gt.tif", gt, photometric="minisblack")
+    save_sam_checkpoint(tmp_path / "tiny.pt", build_sam("tiny", seed=0), get_arch("tiny"))
+    save_sam_checkpoint(tmp_path / "zoom.pt", build_sam("tiny_zoom", seed=0), get_arch("tiny_zoom"))
+    return tmp_path
+
+
+def test_cli_segment_voxel_size_reaches_the_output(stack_files, blobs, tiny_sam, capsys):
+    from dendrosam.cli import main
+    from dendrosam.reconstruct import open_volume
+    from dendrosam.segment.api import segment_slices
+
+    d = stack_files
+    out = d / "seg.zarr"
+    code = main(["segment", str(d / "raw.tif"), "--out", str(out), "--prompts", "gt-boxes",
+                 "--gt", str(d / "gt.tif"), "--sam", str(d / "tiny.pt"), "--device", "cpu",
+                 "--voxel-size", "40", "8", "8", "--z-range", "1", "3"])
+    assert code == 0 and "segmented 2 sections" in capsys.readouterr().out
+    labels = open_volume(f"{out}/labels/sections")
+    assert labels.voxel_size == (40.0, 8.0, 8.0)
+    img, gt = blobs
+    ref = segment_slices(img[1:3], tiny_sam, prompts="gt-boxes", gt=gt[1:3], progress=False)
+    assert np.array_equal(np.asarray(labels.data[:]), ref.labels)
+    table = pd.read_csv(d / "seg_prompts.csv")
+    assert sorted(set(table.z)) == [1, 2] and len(table) == 6
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--voxel-size", "40", "0", "8"], "--voxel-size"),
+    (["--precision", "float16", "--voxel-size", "40", "8", "8"], "float16 needs a CUDA device"),
+    (["--batch-size", "0", "--voxel-size", "40", "8", "8"], "--batch-size must be >= 1"),
+])
+def test_cli_segment_bad_options_are_one_line(stack_files, capsys, extra, message):
+    from dendrosam.cli import main
+
+    d = stack_files
+    code = main(["segment", str(d / "raw.tif"), "--out", str(d / "o.zarr"), "--prompts",
+                 "gt-boxes", "--gt", str(d / "gt.tif"), "--sam", str(d / "tiny.pt"),
+                 "--device", "cpu", *extra])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and message in err[0], err
+
+
+def test_cli_benchmark_models(stack_files, capsys):
+    from dendrosam.cli import main
+
+    d = stack_files
+    code = main(["benchmark-models", "--raw", str(d / "raw.tif"), "--gt", str(d / "gt.tif"),
+                 "--sam", f"a={d / 'tiny.pt'}", "--sam", f"b={d / 'zoom.pt'}:tiny_zoom",
+                 "--out", str(d / "bench"), "--device", "cpu", "--voxel-size", "40", "8", "8",
+                 "--z-range", "0", "2"])
+    assert code == 0
+    table = pd.read_csv(d / "bench" / "per_object.csv")
+    assert len(table) == 2 * 2 * 2 * 3  # models x prompt kinds x sections x objects
+    assert set(table.model) == {"a", "b"} and sorted(set(table.z)) == [0, 1]
+    summary = (d / "bench" / "summary.md").read_text()
+    assert summary in capsys.readouterr().out and "| gt-points | b |" in summary
+    code = main(["benchmark-models", "--raw", str(d / "raw.tif"), "--gt", str(d / "gt.tif"),
+                 "--sam", "nonsense", "--out", str(d / "bench2"), "--voxel-size", "40", "8", "8"])
+    assert code == 2 and "NAME=CHECKPOINT" in capsys.readouterr().err

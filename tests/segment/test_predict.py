@@ -176,3 +176,23 @@ def test_zoom_inference_crops_equal_training_crops(zoom_sam, blobs, monkeypatch)
         assert torch.equal(batch.images[0], x_inf[r])
         assert torch.equal(batch.boxes[0], b_inf[r])
     assert float(x_inf[3, 0, 0, -1]) == 0.0  # outside the section: zero padding, as in training
+
+
+def test_precision_choice(tiny_sam, blobs):
+    import torch
+
+    from dendrosam.errors import ConfigError
+    from dendrosam.segment.device import autocast_dtype
+
+    assert autocast_dtype("cpu") is None and autocast_dtype("cpu", "bfloat16") is torch.bfloat16
+    assert autocast_dtype("cuda:0", "float32") is None
+    with pytest.raises(ConfigError, match="needs a CUDA device"):
+        autocast_dtype("cpu", "float16")
+    with pytest.raises(ConfigError, match="not one of"):
+        autocast_dtype("cpu", "double")
+    img, gt = blobs
+    p = prompts_from_gt(gt[0], "boxes")
+    f32 = predict_masks(tiny_sam, img[0], boxes=p.boxes).masks
+    bf16 = predict_masks(tiny_sam, img[0], boxes=p.boxes, precision="bfloat16").masks
+    inter, union = (f32 & bf16).sum((1, 2)), (f32 | bf16).sum((1, 2))
+    assert union.min() > 0 and (inter / union).min() > 0.9
