@@ -1,8 +1,9 @@
 """TEASAR skeletons of 3D label volumes as networkx graphs in nanometres.
 
-:func:`skeletonize` runs kimimaro on a whole volume, :func:`skeletonize_blocks` runs it block by
-block (``fix_borders``) and merges the pieces per object, the way chunked pipelines do. Both
-return ``{label: networkx.Graph}`` with the stable graph format every later stage relies on:
+:func:`skeletonize` runs kimimaro on a whole volume; :mod:`dendrosam.reconstruct.skeleton_chunks`
+runs the same per object crop (:func:`~dendrosam.reconstruct.skeleton_chunks.skeletonize_objects`,
+exactly equal) or per block with a halo (:func:`skeletonize_blocks`, for objects larger than a
+crop). All return ``{label: networkx.Graph}`` with the stable graph format every later stage relies on:
 
 * node attributes ``pos`` -- (z, y, x) position in nm (tuple of floats) and ``radius`` -- distance
   to the object's boundary in nm;
@@ -63,8 +64,10 @@ class SkeletonConfig:
     fix_branching
         kimimaro's branch-point correction (slower, better topology).
     fix_borders
-        Place skeleton end points at the centroid of each object's cross-section on the volume
-        border, so blocks sharing a face join exactly (needed by :func:`skeletonize_blocks`).
+        Place a skeleton end point in each piece of an object's cross-section on the volume
+        border (the point farthest from its outline), the first one being the root
+        (:func:`dendrosam.reconstruct.teasar.border_targets`), so a skeleton
+        reaches the border where the object is cut.
     postprocess
         Run :func:`kimimaro.postprocess`: remove loops, join close components, remove ticks.
     cable_dust_threshold
@@ -136,20 +139,21 @@ def _check_inputs(labels3d: np.ndarray, voxel_size: Sequence[float]) -> tuple[np
     return labels, vs
 
 
-def _kimimaro(labels: np.ndarray, voxel_size: tuple, config: SkeletonConfig, object_ids) -> dict:
-    """Raw kimimaro skeletons of a (z, y, x) array; vertices (x, y, z) nm in the array's frame."""
-    import kimimaro
+def _kimimaro(
+    labels: np.ndarray, voxel_size: tuple, config: SkeletonConfig, object_ids, extra_targets=None
+) -> dict:
+    """Raw TEASAR skeletons of a (z, y, x) array; vertices (x, y, z) nm in the array's frame."""
+    from dendrosam.reconstruct.teasar import trace_labels
 
-    return kimimaro.skeletonize(
-        labels.T,  # (x, y, z) view, Fortran-contiguous for a C-contiguous input
-        teasar_params=config.teasar_params(),
-        anisotropy=voxel_size[::-1],
-        object_ids=None if object_ids is None else [int(i) for i in object_ids],
+    return trace_labels(
+        labels,
+        voxel_size,
+        config.teasar_params(),
+        object_ids=object_ids,
         dust_threshold=config.dust_threshold,
         fix_branching=config.fix_branching,
         fix_borders=config.fix_borders,
-        progress=False,
-        parallel=1,  # kimimaro's own pool hangs without a main guard; our engine parallelises
+        extra_targets=extra_targets,
     )
 
 
@@ -199,70 +203,22 @@ def skeletonize(
     }
 
 
-def _block_starts(n: int, size: int) -> list[int]:
-    return list(range(0, max(n - 1, 1), size))
-
-
 def skeletonize_blocks(
     labels3d: np.ndarray,
     voxel_size: Sequence[float],
     block_shape: Sequence[int],
     config: SkeletonConfig = SkeletonConfig(),
     object_ids: Iterable[int] | None = None,
+    **options: float,
 ) -> dict[int, nx.Graph]:
-    """Skeletonize block by block and merge the pieces of each object into one graph.
+    """Skeletonize block by block with a halo and fuse the pieces of each object.
 
-    Neighbouring blocks overlap by one voxel plane; with ``fix_borders`` kimimaro puts an end
-    point at the same physical position on that shared plane in both blocks, so the per-block
-    skeletons are translated to volume coordinates, concatenated per object and their coincident
-    vertices fused (``Skeleton.consolidate``), as chunked pipelines (igneous) do. Post-processing
-    and smoothing run once on the merged skeleton.
-
-    Limitation (shared with other chunked skeletonizers): an object that runs *along* a block
-    face, within a few voxels of it, is skeletonized in both slabs and gets a doubled, ladder-like
-    skeleton that post-processing only partly repairs. Objects crossing faces join exactly, but
-    a block piece much smaller than the TEASAR invalidation ball (``scale * radius + const``) can
-    be traced short, so use blocks of many such radii.
-
-    Parameters
-    ----------
-    labels3d, voxel_size, config, object_ids
-        As in :func:`skeletonize`.
-    block_shape
-        (z, y, x) block size in voxels (without the one-voxel overlap).
-
-    Returns
-    -------
-    dict[int, networkx.Graph]
-        Same format as :func:`skeletonize`, ``source`` = ``"kimimaro-blocks"``.
+    See :func:`dendrosam.reconstruct.skeleton_chunks.skeletonize_blocks` (``options``:
+    ``max_radius_nm``, ``halo_nm``, ``join_distance_nm``).
     """
-    labels, vs = _check_inputs(labels3d, voxel_size)
-    block = tuple(int(b) for b in block_shape)
-    if len(block) != 3 or min(block) < 2:
-        raise ConfigError(f"block_shape must be three sizes >= 2 voxels, got {block_shape!r}")
-    if not config.fix_borders:
-        raise ConfigError("skeletonize_blocks needs SkeletonConfig.fix_borders=True to join blocks")
-    from osteoid import Skeleton
+    from dendrosam.reconstruct.skeleton_chunks import skeletonize_blocks as blocks
 
-    pieces: dict[int, list] = {}
-    grid = [_block_starts(n, b) for n, b in zip(labels.shape, block)]
-    for z0 in grid[0]:
-        for y0 in grid[1]:
-            for x0 in grid[2]:
-                origin = np.array([z0, y0, x0])
-                stop = np.minimum(origin + np.array(block) + 1, labels.shape)
-                sub = np.ascontiguousarray(labels[z0 : stop[0], y0 : stop[1], x0 : stop[2]])
-                offset_xyz = (origin * np.array(vs))[::-1]
-                for label, skel in _kimimaro(sub, vs, config, object_ids).items():
-                    if len(skel.vertices):
-                        skel.vertices = (skel.vertices + offset_xyz).astype(np.float32)
-                        pieces.setdefault(int(label), []).append(skel)
-    graphs = {}
-    for label in sorted(pieces):
-        merged = Skeleton.simple_merge(pieces[label]).consolidate()
-        merged.id = label
-        graphs[label] = _finish(merged, label, vs, config, "kimimaro-blocks")
-    return graphs
+    return blocks(labels3d, voxel_size, block_shape, config, object_ids, **options)
 
 
 def skeleton_to_graph(skel, label: int, voxel_size: Sequence[float], source: str = "kimimaro") -> nx.Graph:

@@ -117,8 +117,7 @@ def test_several_objects_and_object_ids():
     assert sorted(skeletonize(labels, VS, object_ids=[9])) == [9]
 
 
-# blocks cut across the arms; an object lying *along* a block face (e.g. a flat Y split by a
-# z-face through its middle) is skeletonized twice, once per slab: see skeletonize_blocks
+# blocks cut across the arms
 @pytest.mark.parametrize("block", [(16, 100, 64), (16, 50, 70)])
 def test_blocks_same_topology_as_whole_y(block):
     labels = y_shape()
@@ -173,6 +172,8 @@ def test_user_errors():
         skeletonize(np.zeros((4, 4, 4), np.uint8), (40.0, 0.0, 15.0))
     with pytest.raises(ConfigError, match="scale"):
         SkeletonConfig(scale=0)
-    with pytest.raises(ConfigError, match="fix_borders"):
-        skeletonize_blocks(np.zeros((4, 4, 4), np.uint8), VS, (2, 2, 2), SkeletonConfig(fix_borders=False))
+    with pytest.raises(ConfigError, match="block_shape"):
+        skeletonize_blocks(np.zeros((4, 4, 4), np.uint8), VS, (1, 2, 2))
+    with pytest.raises(ConfigError, match="halo_nm"):
+        skeletonize_blocks(np.zeros((4, 4, 4), np.uint8), VS, (2, 2, 2), halo_nm=-1.0)
     assert skeletonize(np.zeros((4, 4, 4), np.uint8), VS) == {}
