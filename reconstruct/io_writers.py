@@ -119,7 +119,7 @@ def _open_target(
         target = labels.require_group(label)
     if "0" in target and not overwrite:
         what = f"label {label!r}" if label else f"image {name!r}"
-        raise OutputError(f"{path}: already holds {what}; pass overwrite=True to replace it")
+        raise OutputError(f"{path}: already holds {what}; pass overwrite=True (--overwrite on the command line) to replace it")
     return root, target
 
 
@@ -282,7 +282,7 @@ def write_ome_zarr(
         raise InputError(f"{path}: n_levels must be >= 1, got {n_levels}")
     path = Path(path)
     if path.exists() and not overwrite:
-        raise OutputError(f"{path}: already exists; pass overwrite=True to replace it")
+        raise OutputError(f"{path}: already exists; pass overwrite=True (--overwrite on the command line) to replace it")
     _write_stream(path, iter_blocks(data, block), vs, name, None, chunks, compressor,
                   overwrite, n_levels, zarr_format)  # fmt: skip
     for label_name, lab in (labels or {}).items():
@@ -311,7 +311,7 @@ def write_tiff(
 
     path = Path(path)
     if path.exists() and not overwrite:
-        raise OutputError(f"{path}: already exists; pass overwrite=True to replace it")
+        raise OutputError(f"{path}: already exists; pass overwrite=True (--overwrite on the command line) to replace it")
     vol = data if isinstance(data, Volume) else None
     shape = tuple(int(s) for s in data.shape)
     if len(shape) == 2:
