@@ -108,7 +108,9 @@ def trace_labels(
     fix_borders
         Trace to :func:`border_targets` (the first one is the root).
     extra_targets
-        (N, 3) (z, y, x) voxels the skeleton must also reach (sorted with the border targets).
+        (N, 3) (z, y, x) voxels the skeleton must also reach, traced after the ordinary TEASAR
+        targets (kimimaro's ``manual_targets_after``) in sorted order, so they cannot
+        invalidate the object's real tips.
 
     Returns
     -------
@@ -133,9 +135,9 @@ def trace_labels(
     dbf = edt.edt(components, anisotropy=tuple(voxel_size), black_border=bool(low == high))
     owner = fastremap.component_map(components, labels)
     targets = border_targets(labels, voxel_size) if fix_borders else np.empty((0, 3), np.int64)
-    if extra_targets is not None and len(extra_targets):
-        targets = np.unique(np.concatenate([targets, np.asarray(extra_targets, np.int64)]), axis=0)
     target_cc = components[tuple(targets.T)]
+    after = np.unique(np.asarray(() if extra_targets is None else extra_targets, np.int64).reshape(-1, 3), axis=0)
+    after_cc = components[tuple(after.T)]
     aniso_xyz = np.asarray(voxel_size[::-1], dtype=np.float32)
 
     pieces: dict[int, list] = {}
@@ -149,9 +151,11 @@ def trace_labels(
         mask = components[box] == cc_id
         field = np.where(mask, dbf[box], np.float32(0))
         mine = [tuple(map(int, p)) for p in (targets[target_cc == cc_id] - lo)[:, ::-1]]  # roi (x, y, z)
+        later = [tuple(map(int, p)) for p in (after[after_cc == cc_id] - lo)[:, ::-1]]
         skel = kimimaro.trace.trace(
             mask.T, field.T, anisotropy=aniso_xyz, fix_branching=fix_branching,
-            manual_targets_before=mine[1:], root=mine[0] if mine else None, **teasar_params,
+            manual_targets_before=mine[1:], manual_targets_after=later, root=mine[0] if mine else None,
+            **teasar_params,
         )
         if skel.empty():
             continue

