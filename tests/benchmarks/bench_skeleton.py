@@ -1,4 +1,4 @@
-"""Skeleton stage on a real segmentation crop: our graphs vs raw kimimaro, chunked vs whole.
+"""Skeleton stage on a real segmentation crop: our graphs vs raw kimimaro, per-object and chunked.
 
 Run: ``python -m pytest tests/benchmarks/bench_skeleton.py -s`` (minutes of CPU).
 ``DENDROSAM_BENCH_CROP`` sets the cube edge of the pinky40 crop (default 256 voxels), taken from
@@ -23,6 +23,7 @@ def test_bench_skeleton(shared_data):
 
     from dendrosam.reconstruct.morphometry import morphometrics
     from dendrosam.reconstruct.skeleton import SkeletonConfig, skeletonize, skeletonize_blocks
+    from dendrosam.reconstruct.skeleton_chunks import skeletonize_objects
 
     path = shared_data / "pinky40_seg" / "segmentation.ome.tif"
     if not path.is_file():
@@ -44,6 +45,15 @@ def test_bench_skeleton(shared_data):
     t0 = time.perf_counter()
     graphs = skeletonize(labels, VS, config)
     t_ours = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    objects = skeletonize_objects(labels, VS, None, config)
+    t_objects = time.perf_counter() - t0
+    exact = sorted(objects) == sorted(graphs) and all(
+        sorted(objects[k].nodes(data=True)) == sorted(graphs[k].nodes(data=True))
+        and sorted(map(sorted, objects[k].edges)) == sorted(map(sorted, graphs[k].edges))
+        for k in graphs
+    )
 
     t0 = time.perf_counter()
     table = morphometrics(graphs)
@@ -68,6 +78,8 @@ def test_bench_skeleton(shared_data):
     print(f"\npinky40 crop {labels.shape}, voxel {VS} nm, {len(raw)} objects (dust {config.dust_threshold} vox)")
     print(f"raw kimimaro.skeletonize      {t_raw:8.1f} s   1.00x")
     print(f"skeletonize (graphs, smooth)  {t_ours:8.1f} s   {t_ours / t_raw:.2f}x raw")
+    print(f"skeletonize_objects (crops)   {t_objects:8.1f} s   {t_objects / t_raw:.2f}x raw, "
+          f"identical to whole: {exact}")
     print(f"morphometrics (graphs only)   {t_morph:8.1f} s   {t_morph / t_raw:.2f}x raw")
     print(f"morphometrics (+volume, area) {t_morph_vol:8.1f} s   {t_morph_vol / t_raw:.2f}x raw")
     print(f"skeletonize_blocks (4 blocks) {t_blocks:8.1f} s   {t_blocks / t_raw:.2f}x raw")
@@ -76,3 +88,4 @@ def test_bench_skeleton(shared_data):
     print(f"chunked / whole cable length: median {cable_ratio.median():.3f}, "
           f"within 5%: {(abs(cable_ratio - 1) <= 0.05).mean():.1%}")
     assert len(graphs) == len(raw)
+    assert exact
