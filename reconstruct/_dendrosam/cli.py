@@ -12,6 +12,7 @@ import argparse
 import importlib
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 
 from dendrosam import __version__
@@ -50,8 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Print warnings as ``dendrosam: warning: ...`` on one line (no source excerpt)."""
+    text = str(message).replace("\n", " ")
+    print(f"dendrosam: warning: {text}", file=file or sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code (0 only on full success)."""
+    warnings.showwarning = _one_line_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
