@@ -9,6 +9,7 @@ independent of the number of objects.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import fastremap
 import numpy as np
@@ -47,6 +48,16 @@ class SectionObjects:
         return int(self.ids.size)
 
 
+@lru_cache(maxsize=4)
+def _pixel_grids(ny: int, nx: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flat float64 row and column index of every pixel of a (ny, nx) image (read-only, cached)."""
+    yy = np.repeat(np.arange(ny, dtype=np.float64), nx)
+    xx = np.tile(np.arange(nx, dtype=np.float64), ny)
+    yy.flags.writeable = False
+    xx.flags.writeable = False
+    return yy, xx
+
+
 def dense_labels(section: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Renumber a 2D label image ``1..N`` in order of first appearance (C order), 0 kept.
 
@@ -83,11 +94,10 @@ def section_objects(section: np.ndarray) -> SectionObjects:
     n = ids.size
     flat = dense.ravel()
     size = np.bincount(flat, minlength=n + 1)[1:].astype(np.int64)
+    yy, xx = _pixel_grids(ny, nx)
     with np.errstate(invalid="ignore", divide="ignore"):
-        cy = np.bincount(flat, weights=np.repeat(np.arange(ny, dtype=np.float64), nx),
-                         minlength=n + 1)[1:] / size
-        cx = np.bincount(flat, weights=np.tile(np.arange(nx, dtype=np.float64), ny),
-                         minlength=n + 1)[1:] / size
+        cy = np.bincount(flat, weights=yy, minlength=n + 1)[1:] / size
+        cx = np.bincount(flat, weights=xx, minlength=n + 1)[1:] / size
     slices = ndimage.find_objects(dense, max_label=n)
     bbox = np.array([(sy.start, sx.start, sy.stop, sx.stop) for sy, sx in slices],
                     dtype=np.int64).reshape(n, 4)

@@ -22,7 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from .overlap import SectionObjects, contingency
+from .overlap import SectionObjects
 
 __all__ = ["PairLinks", "pair_links", "resolve_links", "KIND_MUTUAL", "KIND_CONTAINED"]
 
@@ -37,7 +37,8 @@ class PairLinks:
     All arrays have one entry per candidate; ``frac_a = overlap / size_a`` and
     ``frac_b = overlap / size_b``; ``kind`` is :data:`KIND_MUTUAL` or :data:`KIND_CONTAINED`
     and ``score`` orders the links (higher = more certain); ``share`` is the fraction of the
-    larger side ("parent") that the link covers: ``overlap / size_parent``.
+    larger side ("parent") that the link covers: ``overlap / size_parent``; ``child_b`` is True
+    where the child of a contained link is the object of section ``zb``.
     """
 
     za: int
@@ -50,6 +51,7 @@ class PairLinks:
     kind: np.ndarray
     score: np.ndarray
     share: np.ndarray
+    child_b: np.ndarray
 
 
 def _best_of(owner: np.ndarray, count: np.ndarray, other: np.ndarray) -> np.ndarray:
@@ -67,7 +69,7 @@ def pair_links(
     b: SectionObjects,
     za: int,
     zb: int,
-    b_dense: np.ndarray,
+    table: tuple[np.ndarray, np.ndarray, np.ndarray],
     free_a: np.ndarray | None = None,
     free_b: np.ndarray | None = None,
     contain_fraction: float = 0.5,
@@ -79,8 +81,9 @@ def pair_links(
     ----------
     a, b : SectionObjects
         The objects of sections ``za < zb``.
-    b_dense : numpy.ndarray
-        ``b.dense`` already translated onto section ``za`` (see :mod:`.align`).
+    table : tuple of numpy.ndarray
+        :func:`.contingency` of ``a.dense`` with ``b.dense`` (translated onto section ``za``
+        where a shift was found, see :mod:`.align`).
     free_a, free_b : numpy.ndarray of bool, optional
         For gap pairs (``zb - za > 1``): only objects without a mutual partner at a smaller
         distance may link, and only mutually. ``None`` for neighbouring sections.
@@ -93,7 +96,7 @@ def pair_links(
     -------
     PairLinks
     """
-    ia, ib, count = contingency(a.dense, b_dense)
+    ia, ib, count = table
     keep = count >= min_overlap
     ia, ib, count = ia[keep], ib[keep], count[keep]
     frac_a = count / a.size[ia]
@@ -126,6 +129,7 @@ def pair_links(
         kind=kind[keep],
         score=score[keep],
         share=share[keep],
+        child_b=best_b[keep] & ~best_a[keep],
     )
 
 
@@ -137,8 +141,10 @@ def resolve_links(
     kind: np.ndarray,
     score: np.ndarray,
     share: np.ndarray,
+    child_b: np.ndarray,
     mutual_min_score: float,
     branch_share: float,
+    start_share: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Join 2D objects into 3D objects.
 
@@ -154,9 +160,14 @@ def resolve_links(
         For contained links, ``overlap / size_parent``: how much of the parent the child takes.
     mutual_min_score : float
         Mutual links scoring below this are treated like contained ones (checked).
+    child_b : numpy.ndarray of bool
+        True where the child of a contained link is ``dst`` (else ``src``).
     branch_share : float
-        A contained link may join two chains that co-exist in a section only when the child
-        takes at least this share of its parent.
+        A contained link may join two chains that co-exist in a section when the child
+        takes at least this share of its parent ...
+    start_share : float
+        ... or when the child's chain starts at the child (it has no object on the parent's
+        side: a branch growing out of the parent) and takes at least this share.
 
     Returns
     -------
@@ -177,6 +188,8 @@ def resolve_links(
     sections: list[int] = [0] * n_comp
     for c, z in zip(comp.tolist(), node_z.tolist()):
         sections[c] |= 1 << z
+    z_lo = [(s & -s).bit_length() - 1 for s in sections]
+    z_hi = [s.bit_length() - 1 for s in sections]
     parent = list(range(n_comp))
 
     def find(x: int) -> int:
@@ -187,17 +200,23 @@ def resolve_links(
 
     weak = np.flatnonzero(~strong)
     order = weak[np.lexsort((dst[weak], src[weak], -score[weak]))]
-    for e, s, d, sh in zip(
-        order.tolist(), src[order].tolist(), dst[order].tolist(), share[order].tolist()
+    for e, s, d, sh, cb in zip(
+        order.tolist(), src[order].tolist(), dst[order].tolist(), share[order].tolist(),
+        child_b[order].tolist(),
     ):
         cs, cd = find(comp[s]), find(comp[d])
         if cs == cd:
             accepted[e] = True
             continue
         if sections[cs] & sections[cd] and sh < branch_share:
-            continue
+            # the child chain must start at the child, on the side away from the parent
+            starts = z_lo[cd] == node_z[d] if cb else z_hi[cs] == node_z[s]
+            if not (starts and sh >= start_share):
+                continue
         parent[cd] = cs
         sections[cs] |= sections[cd]
+        z_lo[cs] = min(z_lo[cs], z_lo[cd])
+        z_hi[cs] = max(z_hi[cs], z_hi[cd])
         accepted[e] = True
     roots = np.fromiter((find(c) for c in range(n_comp)), dtype=np.int64, count=n_comp)
     return roots[comp] if n_nodes else comp, accepted

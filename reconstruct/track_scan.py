@@ -17,7 +17,7 @@ import numpy as np
 
 from dendrosam.errors import LabelError
 
-from .align import boundary_map, phase_correlation_shift
+from .align import boundary_map, correlation_shift, phase_correlation_shift
 from .overlap import SectionObjects, contingency, section_objects, shift_image
 from .track_links import KIND_MUTUAL, PairLinks, pair_links
 
@@ -54,35 +54,51 @@ def read_section(labels2d: Any, z: int) -> np.ndarray:
     return section
 
 
-def _consistency(a: SectionObjects, b_dense: np.ndarray, b_size: np.ndarray) -> float:
+Table = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _consistency(a_size: np.ndarray, b_size: np.ndarray, table: Table) -> float:
     """How well the objects of two sections nest into each other, in [0, 1].
 
     ``sum(overlap**2 / size_b) / sum(size_a)``, or the same with a and b swapped, whichever is
     larger: 1 when every object of one section lies entirely inside one object of the other
     (identity, branching, fragmentation), low when a translation scrambled the overlaps.
+    ``table`` is the :func:`.contingency` of the two sections.
     """
-    ia, ib, count = contingency(a.dense, b_dense)
-    total_a, total_b = int(a.size.sum()), int(b_size.sum())
+    ia, ib, count = table
+    total_a, total_b = int(a_size.sum()), int(b_size.sum())
     if not total_a or not total_b or not count.size:
         return 0.0
     sq = count.astype(np.float64) ** 2
-    return max(float(np.sum(sq / b_size[ib])) / total_a, float(np.sum(sq / a.size[ia])) / total_b)
+    return max(float(np.sum(sq / b_size[ib])) / total_a, float(np.sum(sq / a_size[ia])) / total_b)
 
 
-def _estimate_shift(
-    a: SectionObjects, b: SectionObjects, trigger: float, gain: float, max_shift: int | None
-) -> tuple[int, int]:
-    """Shift for ``b`` when the overlaps with ``a`` collapse and the shift restores them."""
-    if not a.n or not b.n:
-        return 0, 0
-    m0 = _consistency(a, b.dense, b.size)
-    if m0 >= trigger:
-        return 0, 0
-    dy, dx = phase_correlation_shift(boundary_map(a.dense), boundary_map(b.dense), max_shift)
-    if (dy, dx) == (0, 0):
-        return 0, 0
-    m1 = _consistency(a, shift_image(b.dense, dy, dx), b.size)
-    return (dy, dx) if m1 >= m0 + gain else (0, 0)
+def _align_pair(a: SectionObjects, b: SectionObjects, config: Any) -> tuple[tuple[int, int], Table]:
+    """The shift for ``b`` and the contingency table of ``a`` with ``b`` shifted by it.
+
+    The unshifted table is computed first; only when its consistency is below
+    ``config.align_trigger`` are the candidate shifts of :func:`.phase_correlation_shift` and
+    :func:`.correlation_shift` scored, and the better one is kept if it raises the consistency
+    by at least ``config.align_gain``;
+    shifts smaller than ``config.min_shift`` pixels are never applied.
+    """
+    table = contingency(a.dense, b.dense)
+    if not config.align or not a.n or not b.n:
+        return (0, 0), table
+    best = _consistency(a.size, b.size, table)
+    if best >= config.align_trigger:
+        return (0, 0), table
+    ref, mov = boundary_map(a.dense), boundary_map(b.dense)
+    start, shift = best, (0, 0)
+    for cand in {phase_correlation_shift(ref, mov, config.max_shift),
+                 correlation_shift(ref, mov, config.max_shift)}:
+        if max(abs(cand[0]), abs(cand[1])) < config.min_shift:
+            continue  # within the objects' own motion between sections
+        cand_table = contingency(a.dense, shift_image(b.dense, *cand))
+        value = _consistency(a.size, b.size, cand_table)
+        if value >= start + config.align_gain and (value, cand) > (best, shift):
+            best, shift, table = value, cand, cand_table
+    return shift, table
 
 
 def scan_sections(labels2d: Any, z0: int, z1: int, config: Any) -> ScanResult:
@@ -107,7 +123,7 @@ def scan_sections(labels2d: Any, z0: int, z1: int, config: Any) -> ScanResult:
     free_fwd: dict[int, np.ndarray] = {}  # z -> objects without a mutual forward partner yet
     node_cols: dict[str, list[np.ndarray]] = {k: [] for k in ("z", "id", "size", "cy", "cx", "bbox")}
     link_cols: dict[str, list[np.ndarray]] = {
-        k: [] for k in ("za", "ia", "zb", "ib", "overlap", "frac_a", "frac_b", "kind", "score", "share", "dy", "dx")
+        k: [] for k in ("za", "ia", "zb", "ib", "overlap", "frac_a", "frac_b", "kind", "score", "share", "child_b", "dy", "dx")
     }
     pair_shift = np.zeros((z1 - z0, 2), dtype=np.int64)
     for z in range(start, z1):
@@ -119,13 +135,12 @@ def scan_sections(labels2d: Any, z0: int, z1: int, config: Any) -> ScanResult:
         free_fwd[z] = np.ones(b.n, dtype=bool)
         for za, a in reversed(window):  # nearest section first: d = 1, 2, ...
             d = z - za
-            shift = (0, 0)
-            if config.align:
-                shift = _estimate_shift(a, b, config.align_trigger, config.align_gain, config.max_shift)
-            b_dense = shift_image(b.dense, *shift) if shift != (0, 0) else b.dense
             gap_pair = d > 1
+            if gap_pair and not (free_fwd[za].any() and free_bwd.any()):
+                continue  # nothing left to bridge: no pixel work
+            shift, table = _align_pair(a, b, config)
             links: PairLinks = pair_links(
-                a, b, za, z, b_dense,
+                a, b, za, z, table,
                 free_a=free_fwd[za] if gap_pair else None,
                 free_b=free_bwd if gap_pair else None,
                 contain_fraction=config.contain_fraction,
@@ -142,7 +157,8 @@ def scan_sections(labels2d: Any, z0: int, z1: int, config: Any) -> ScanResult:
                                  ("overlap", links.overlap), ("frac_a", links.frac_a),
                                  ("frac_b", links.frac_b), ("kind", links.kind),
                                  ("score", links.score),
-                                 ("share", links.share), ("dy", np.full(links.ia.size, shift[0])),
+                                 ("share", links.share), ("child_b", links.child_b),
+                                 ("dy", np.full(links.ia.size, shift[0])),
                                  ("dx", np.full(links.ia.size, shift[1]))):
                     link_cols[key].append(val)
         if z >= z0:

@@ -14,7 +14,7 @@ from .track_links import KIND_MUTUAL, resolve_links
 from .overlap import dense_labels
 from .track_scan import ScanResult, read_section
 
-__all__ = ["assemble", "canonical_labels"]
+__all__ = ["assemble", "canonical_labels", "link_graph"]
 
 
 def canonical_labels(
@@ -67,8 +67,6 @@ def assemble(
     out: Any,
 ) -> dict[str, Any]:
     """Resolve the links of all blocks and write the 3D labels (fields of a TrackResult)."""
-    import networkx as nx
-
     nodes = _concat(scans, "nodes")
     links = _concat(scans, "links")
     shape_yx = tuple(labels2d.shape[1:])
@@ -81,7 +79,8 @@ def assemble(
         dst = offset[links["zb"].astype(np.int64)] + links["ib"].astype(np.int64)
         comp, accepted = resolve_links(
             n_nodes, node_z, src, dst, links["kind"], links["score"], links["share"],
-            config.mutual_min_score, config.branch_share,
+            links["child_b"].astype(bool), config.mutual_min_score, config.branch_share,
+            config.start_share,
         )
     else:
         src = dst = np.zeros(0, np.int64)
@@ -110,33 +109,48 @@ def assemble(
         lut[1:] = label[offset[z]:offset[z + 1]]
         out[z] = lut[dense]
 
-    # link graph
-    vz, vy, vx = voxel_size
-    graph = nx.Graph()
-    if n_nodes:
-        zs = node_z.tolist()
-        ids = nodes["id"].astype(np.int64).tolist()
-        cen = np.stack([node_z * vz, nodes["cy"] * vy, nodes["cx"] * vx], axis=1).tolist()
-        graph.add_nodes_from(
-            ((z, i), {"size": int(s), "centroid_nm": tuple(c), "bbox": tuple(int(v) for v in b),
-                      "label3d": int(lab)})
-            for z, i, s, c, b, lab in zip(zs, ids, nodes["size"].tolist(), cen,
-                                          nodes["bbox"].astype(np.int64).tolist(), label.tolist())
-        )
-    if accepted.size:
-        e = np.flatnonzero(accepted)
-        node_ids = nodes["id"].astype(np.int64)
-        graph.add_edges_from(
-            ((int(node_z[s]), int(node_ids[s])), (int(node_z[d]), int(node_ids[d])),
-             {"overlap": int(ov), "frac_a": float(fa), "frac_b": float(fb),
-              "kind": "mutual" if k == KIND_MUTUAL else "contained", "score": float(sc),
-              "dz": int(node_z[d] - node_z[s]), "shift": (int(dy), int(dx))})
-            for s, d, ov, fa, fb, k, sc, dy, dx in zip(
-                src[e].tolist(), dst[e].tolist(), links["overlap"][e].tolist(),
-                links["frac_a"][e].tolist(), links["frac_b"][e].tolist(), links["kind"][e].tolist(),
-                links["score"][e].tolist(), links["dy"][e].tolist(), links["dx"][e].tolist())
-        )
+    node_table = {"z": node_z, "id": nodes["id"].astype(np.int64) if n_nodes else node_z,
+                  "size": nodes["size"].astype(np.int64) if n_nodes else node_z,
+                  "cy": nodes["cy"] if n_nodes else np.zeros(0), "cx": nodes["cx"] if n_nodes else np.zeros(0),
+                  "bbox": nodes["bbox"].astype(np.int64).reshape(-1, 4), "label3d": label}
+    e = np.flatnonzero(accepted)
+    edge_table = {"src": src[e], "dst": dst[e]}
+    for key in ("overlap", "frac_a", "frac_b", "kind", "score", "dy", "dx"):
+        edge_table[key] = links[key][e] if e.size else np.zeros(0)
     pair_shift = (np.concatenate([s.pair_shift for s in scans]) if scans
                   else np.zeros((0, 2), np.int64))
     shifts = np.cumsum(pair_shift, axis=0).astype(np.int64)
-    return {"labels": out, "graph": graph, "shifts": shifts, "n_objects": n_objects}
+    return {"labels": out, "nodes": node_table, "edges": edge_table, "shifts": shifts,
+            "n_objects": n_objects, "voxel_size": tuple(voxel_size)}
+
+
+def link_graph(nodes: dict[str, np.ndarray], edges: dict[str, np.ndarray],
+               voxel_size: tuple[float, float, float]) -> Any:
+    """Build the networkx link graph from the node and accepted-link tables in bulk.
+
+    Nodes are ``(z, id2d)`` with ``size``, ``centroid_nm``, ``bbox``, ``label3d``; edges carry
+    ``overlap``, ``frac_a``, ``frac_b``, ``kind``, ``score``, ``dz`` and ``shift``.
+    """
+    import networkx as nx
+
+    graph = nx.Graph()
+    keys = list(zip(nodes["z"].tolist(), nodes["id"].tolist()))
+    vz, vy, vx = voxel_size
+    cen = zip((nodes["z"] * vz).tolist(), (nodes["cy"] * vy).tolist(), (nodes["cx"] * vx).tolist())
+    graph.add_nodes_from(
+        (k, {"size": s, "centroid_nm": c, "bbox": tuple(b), "label3d": lab})
+        for k, s, c, b, lab in zip(keys, nodes["size"].tolist(), cen, nodes["bbox"].tolist(),
+                                   nodes["label3d"].tolist())
+    )
+    kind = np.where(edges["kind"] == KIND_MUTUAL, "mutual", "contained").tolist()
+    dz = (nodes["z"][edges["src"]] - nodes["z"][edges["dst"]]) * -1
+    graph.add_edges_from(
+        (keys[s], keys[d], {"overlap": ov, "frac_a": fa, "frac_b": fb, "kind": k, "score": sc,
+                            "dz": z, "shift": (dy, dx)})
+        for s, d, ov, fa, fb, k, sc, z, dy, dx in zip(
+            edges["src"].tolist(), edges["dst"].tolist(), edges["overlap"].astype(np.int64).tolist(),
+            edges["frac_a"].astype(float).tolist(), edges["frac_b"].astype(float).tolist(), kind,
+            edges["score"].astype(float).tolist(), dz.tolist(), edges["dy"].astype(np.int64).tolist(),
+            edges["dx"].astype(np.int64).tolist())
+    )
+    return graph

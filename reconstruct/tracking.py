@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -57,16 +58,28 @@ class TrackConfig:
     branch_share : float
         A one-sided link may join two chains that co-exist in a section only if the child
         covers at least this fraction of its parent (a real split, not a brushing neighbour).
+        The default 0.5 never joins co-existing chains through a one-sided link (the parent's
+        best partner overlaps it more than the child, so the child takes less than half):
+        on medulla x < 125 at 40 nm, 0.25 -> 0.5 cut VI merge 0.032 -> 0.013 at no split
+        cost with perfect 2D masks. Branches are joined through ``start_share``.
+    start_share : float
+        A one-sided link may also join co-existing chains when the child's chain starts at the
+        child (nothing of it on the parent's side: a branch growing out of the parent) and the
+        child covers at least this fraction of its parent.
     align : bool
         Estimate and compensate per-section translations where overlaps collapse.
     align_trigger : float
-        Try a shift when the objects of two sections nest into each other less than this
+        Try a shift (candidates from phase correlation and from smoothed cross-correlation of
+        the boundary maps, :mod:`.align`) when the objects of two sections nest into each other less than this
         (``sum(overlap**2 / size_b) / sum(size_a)``, the larger of both directions; 1 = every
         object lies inside one object of the other section).
     align_gain : float
         Keep the shift only if it raises that consistency by at least this much.
     max_shift : int or None
         Largest shift searched, pixels (default: a quarter of the section side).
+    min_shift : int
+        Smaller shifts (pixels, largest of ``|dy|``, ``|dx|``) are never applied: they are the
+        objects' own motion between sections (e.g. at a branch point), not a misalignment.
     """
 
     gap: int = 1
@@ -75,19 +88,22 @@ class TrackConfig:
     min_overlap: int = 1
     mutual_min_score: float = 0.1
     contain_fraction: float = 0.5
-    branch_share: float = 0.25
+    branch_share: float = 0.5
+    start_share: float = 0.25
     align: bool = True
-    align_trigger: float = 0.5
-    align_gain: float = 0.15
+    align_trigger: float = 0.7
+    align_gain: float = 0.05
     max_shift: int | None = None
+    min_shift: int = 3
 
     def __post_init__(self) -> None:
-        ints = {"gap": 0, "min_z_extent": 1, "min_overlap": 1}
+        ints = {"gap": 0, "min_z_extent": 1, "min_overlap": 1, "min_shift": 1}
         for name, low in ints.items():
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ConfigError(f"TrackConfig.{name} must be an integer >= {low}, got {value!r}")
-        for name in ("mutual_min_score", "contain_fraction", "branch_share", "align_trigger",
+        for name in ("mutual_min_score", "contain_fraction", "branch_share", "start_share",
+                     "align_trigger",
                      "align_gain"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
@@ -105,8 +121,14 @@ class TrackResult:
     labels : array-like
         (Z, Y, X) uint32 3D ids, consecutive from 1 in order of each object's first voxel
         (C order); 0 = background (and dropped short objects).
+    nodes : dict of str to numpy.ndarray
+        One row per 2D object, sorted by ``z`` then first pixel: ``z``, ``id`` (the input's
+        id), ``size`` (pixels), ``cy``, ``cx`` (pixels), ``bbox`` (N, 4), ``label3d``.
+    edges : dict of str to numpy.ndarray
+        One row per accepted link: ``src``, ``dst`` (row indices into ``nodes``), ``overlap``,
+        ``frac_a``, ``frac_b``, ``kind`` (1 mutual, 2 contained), ``score``, ``dy``, ``dx``.
     graph : networkx.Graph
-        Nodes ``(z, id2d)`` (the input's own ids) with ``size`` (pixels), ``centroid_nm``
+        Built from the tables on first access (cached). Nodes ``(z, id2d)`` (the input's own ids) with ``size`` (pixels), ``centroid_nm``
         ``(z, y, x)``, ``bbox`` ``(y0, x0, y1, x1)`` pixels, ``label3d``; edges = accepted
         links with ``overlap``, ``frac_a``, ``frac_b``, ``kind`` ("mutual"/"contained"),
         ``score``, ``dz``, ``shift`` ``(dy, dx)``.
@@ -118,9 +140,18 @@ class TrackResult:
     """
 
     labels: Any
-    graph: Any = field(repr=False)
+    nodes: dict[str, np.ndarray] = field(repr=False)
+    edges: dict[str, np.ndarray] = field(repr=False)
     shifts: np.ndarray = field(repr=False)
     n_objects: int = 0
+    voxel_size: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+    @cached_property
+    def graph(self) -> Any:
+        """The networkx link graph (built in bulk from :attr:`nodes` / :attr:`edges`)."""
+        from .track_stitch import link_graph
+
+        return link_graph(self.nodes, self.edges, self.voxel_size)
 
 
 def _check_inputs(labels2d: Any, voxel_size: Iterable[float]) -> tuple[tuple[float, ...], int]:

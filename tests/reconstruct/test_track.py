@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dendrosam.errors import ConfigError, LabelError, VoxelSizeError
-from dendrosam.reconstruct.align import boundary_map, phase_correlation_shift
+from dendrosam.reconstruct.align import boundary_map, correlation_shift, phase_correlation_shift
 from dendrosam.reconstruct.overlap import contingency, section_objects, shift_image
 from dendrosam.reconstruct.tracking import TrackConfig, track
 
@@ -175,3 +175,45 @@ def test_lazy_track_export_is_the_function_after_submodule_import():
 
     assert callable(track_fn) and track_fn is track and Config is TrackConfig
     assert track_fn(np.ones((2, 3, 3), np.uint8)).n_objects == 1
+
+
+def test_correlation_shift_survives_deformation():
+    # the same disks, shifted by (6, -9) and each grown by one pixel: a non-rigid change
+    paths = [(20, 20, 6), (40, 30, 9), (15, 45, 4), (45, 50, 5)]
+    ref = tubes(1, (64, 64), [straight([0], cy, cx, r) for cy, cx, r in paths])[0]
+    moved = tubes(1, (64, 64), [straight([0], cy + 6, cx - 9, r + 1) for cy, cx, r in paths])[0]
+    assert correlation_shift(boundary_map(ref), boundary_map(moved)) == (-6, 9)
+    assert correlation_shift(np.zeros((8, 8)), boundary_map(ref[:8, :8])) == (0, 0)
+
+
+@pytest.mark.parametrize("child_extends_back, joined", [(False, True), (True, False)])
+def test_one_sided_link_joins_coexisting_chains_only_at_a_branch_start(child_extends_back, joined):
+    from dendrosam.reconstruct.track_links import KIND_CONTAINED, KIND_MUTUAL, resolve_links
+
+    # parent chain 0-1-2 in sections 0..2; child chain 3-4 in sections 1..2 (co-existing);
+    # a one-sided link 0 -> 3 whose child takes 30 % of the parent. With node 5 (section 0)
+    # linked to 3, the child chain runs past the parent: a neighbour, not a branch.
+    node_z = np.array([0, 1, 2, 1, 2, 0])
+    src, dst = [0, 1, 3, 0], [1, 2, 4, 3]
+    kind = [KIND_MUTUAL] * 3 + [KIND_CONTAINED]
+    if child_extends_back:
+        src, dst, kind = src + [5], dst + [3], kind + [KIND_MUTUAL]
+    n = len(src)
+    comp, accepted = resolve_links(
+        6, node_z, np.array(src), np.array(dst), np.array(kind), np.full(n, 0.8),
+        np.full(n, 0.3), np.r_[np.zeros(3, bool), True, np.zeros(n - 4, bool)],
+        mutual_min_score=0.1, branch_share=0.5, start_share=0.25)
+    assert bool(comp[0] == comp[3]) is joined and bool(accepted[3]) is joined
+    assert comp[0] == comp[1] == comp[2] and comp[3] == comp[4]
+
+
+def test_graph_is_built_lazily_from_tables():
+    gt = tubes(4, SHAPE, [straight(range(4), 20, 20)])
+    result = track(scramble(gt), (40, 10, 10))
+    assert "graph" not in result.__dict__  # not built yet
+    np.testing.assert_array_equal(result.nodes["z"], [0, 1, 2, 3])
+    np.testing.assert_array_equal(result.nodes["label3d"], [1, 1, 1, 1])
+    np.testing.assert_array_equal(np.c_[result.edges["src"], result.edges["dst"]], [[0, 1], [1, 2], [2, 3]])
+    graph = result.graph
+    assert result.graph is graph and graph.number_of_edges() == 3
+    assert {d["dz"] for *_, d in graph.edges(data=True)} == {1}
