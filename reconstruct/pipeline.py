@@ -162,47 +162,101 @@ def _part(store: RunStore, stage: str, block: tuple, ext: str) -> Path:
 
 
 # ------------------------------------------------------------------------------ skeletons
-def _object_boxes(labels3d: Any, depth: int, block: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Bounding box (lo, hi) in voxels of every object, from one streaming pass over z-blocks."""
+def _object_boxes(labels3d: Any, depth: int, block: int, pad: int = 1) -> dict[int, tuple]:
+    """``{label: (lo, hi, n_voxels)}`` padded bounding boxes, from one streaming pass over z-blocks.
+
+    Same format as :func:`dendrosam.reconstruct.skeleton_chunks.object_boxes` (which needs the
+    whole volume in memory); 3D ids are consecutive, so per-block tables are indexed by id.
+    """
     from scipy.ndimage import find_objects
 
-    boxes: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    lo = hi = count = np.zeros((0, 3), np.int64)
+    count = np.zeros(0, np.int64)
     for z0 in range(0, depth, block):
         sub = np.asarray(labels3d[z0 : z0 + block])
+        n = int(sub.max(initial=0))
+        if n > len(count):
+            grow = n - len(count)
+            lo = np.vstack([lo, np.full((grow, 3), np.iinfo(np.int64).max)])
+            hi = np.vstack([hi, np.full((grow, 3), -1)])
+            count = np.concatenate([count, np.zeros(grow, np.int64)])
+        count[:n] += np.bincount(sub.ravel(), minlength=n + 1)[1:]
         for j, sl in enumerate(find_objects(sub)):
-            if sl is None:
-                continue
-            lo = np.array([s.start for s in sl]) + (z0, 0, 0)
-            hi = np.array([s.stop for s in sl]) + (z0, 0, 0)
-            if j + 1 in boxes:
-                old = boxes[j + 1]
-                lo, hi = np.minimum(lo, old[0]), np.maximum(hi, old[1])
-            boxes[j + 1] = (lo, hi)
-    return boxes
+            if sl is not None:
+                lo[j] = np.minimum(lo[j], [sl[0].start + z0, sl[1].start, sl[2].start])
+                hi[j] = np.maximum(hi[j], [sl[0].stop + z0, sl[1].stop, sl[2].stop])
+    shape = np.asarray(labels3d.shape)
+    return {
+        int(j) + 1: (tuple(map(int, np.maximum(lo[j] - pad, 0))), tuple(map(int, np.minimum(hi[j] + pad, shape))), int(count[j]))
+        for j in np.flatnonzero(count)
+    }
 
 
-def _skeleton_task(task: _Task) -> str:
-    """Skeletonize a batch of objects on their bounding-box crops (runs on a worker)."""
+def _skeleton_task(task: _Task) -> int:
+    """Skeletonize + measure a batch of objects on their padded crops (runs on a worker)."""
     import networkx as nx
 
-    from dendrosam.reconstruct import skeletonize
+    from dendrosam.reconstruct import morphometrics
+    from dendrosam.reconstruct.skeleton_chunks import skeletonize_objects
 
-    items, voxel_size, skel_items = task.payload
+    boxes, voxel_size, skel_items = task.payload
     store = RunStore(task.out)
     labels3d = store.open_array("labels/labels3d", mode="r")
-    cfg = config_class("skeleton", skel_items)
-    graphs = {}
-    for label, lo, hi in items:
+    graphs = skeletonize_objects(labels3d, voxel_size, list(boxes), config_class("skeleton", skel_items), boxes=boxes)
+    rows = []
+    for label, graph in graphs.items():  # volume and surface area from the object's own crop
+        lo, hi, _ = boxes[label]
         crop = np.asarray(labels3d[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]])
-        shift = np.asarray(lo, float) * np.asarray(voxel_size)
-        for lab, graph in skeletonize(crop, voxel_size, cfg, object_ids=[label]).items():
-            for _, attrs in graph.nodes(data=True):
-                attrs["pos"] = tuple(float(p) for p in np.asarray(attrs["pos"]) + shift)
-            graphs[int(lab)] = graph
+        rows.append(morphometrics({label: graph}, crop, voxel_size))
     data = json.dumps({str(k): nx.node_link_data(g, edges="edges") for k, g in graphs.items()}, sort_keys=True)
+    if rows:
+        import pandas as pd
+
+        csv = pd.concat(rows, ignore_index=True).to_csv(index=False)
+        atomic_write_bytes(_part(store, "skeletons", task.block, "csv"), csv.encode())
     atomic_write_bytes(_part(store, "skeletons", task.block, "json"), data.encode())
     store.record("skeletons", task.block, task.key, hashlib.sha256(data.encode()).hexdigest())
-    return data
+    return len(graphs)
+
+
+def _streamed_contacts(labels3d: Any, voxel_size: tuple, block: int) -> Any:
+    """:func:`contact_graph` of the whole volume from z-blocks overlapping by one section.
+
+    Block ``[z0, z1]`` counts every face inside it; the in-plane faces and voxels of its last
+    section are counted again by the next block, so the contact graph of that section alone is
+    subtracted. Areas, face and voxel counts add up exactly; centroids are area-weighted.
+    """
+    import networkx as nx
+
+    from dendrosam.reconstruct import contact_graph
+
+    depth = labels3d.shape[0]
+    vz = float(voxel_size[0])
+    edges: dict[tuple[int, int], np.ndarray] = {}
+    voxels: dict[int, int] = {}
+
+    def add(graph: Any, z_offset: int, sign: int) -> None:
+        for node, n in graph.nodes(data="voxels"):
+            voxels[node] = voxels.get(node, 0) + sign * n
+        for a, b, d in graph.edges(data=True):
+            c = np.asarray(d["centroid"]) + (z_offset * vz, 0.0, 0.0)
+            acc = np.array([d["area_nm2"], d["n_faces"], d["n_faces_gap"], *(c * d["area_nm2"])])
+            key = (min(a, b), max(a, b))
+            edges[key] = edges.get(key, 0.0) + sign * acc
+
+    for z0 in range(0, depth, block):
+        z1 = min(depth, z0 + block)
+        add(contact_graph(np.asarray(labels3d[z0 : min(depth, z1 + 1)]), voxel_size), z0, 1)
+        if z1 < depth:
+            add(contact_graph(np.asarray(labels3d[z1 : z1 + 1]), voxel_size), z1, -1)
+    graph = nx.Graph(voxel_size=tuple(float(v) for v in voxel_size), gap=0)
+    vox_vol = float(np.prod(voxel_size))
+    graph.add_nodes_from((k, {"voxels": n, "volume_nm3": n * vox_vol}) for k, n in sorted(voxels.items()) if n > 0)
+    for (a, b), acc in sorted(edges.items()):
+        if acc[1] > 0.5:
+            graph.add_edge(a, b, area_nm2=float(acc[0]), n_faces=int(round(acc[1])),
+                           n_faces_gap=int(round(acc[2])), centroid=tuple(map(float, acc[3:] / acc[0])))
+    return graph
 
 
 def _graphs_from_json(text: str) -> dict:
@@ -312,9 +366,9 @@ def _run_stages(vol: Any, store: RunStore, cfg: PipelineConfig, ident: dict, eng
     batches = [ids[i : i + eng.objects_per_task] for i in range(0, len(ids), eng.objects_per_task)]
     stasks = []
     for b in batches:
-        items = tuple((i, tuple(map(int, boxes[i][0])), tuple(map(int, boxes[i][1]))) for i in b)
         blk = (b[0], b[-1])
-        stasks.append(_Task(str(store.out), "skeletons", blk, block_key(chash, iid, "skeletons", blk), (items, vs, cfg.skeleton)))
+        payload = ({i: boxes[i] for i in b}, vs, cfg.skeleton)
+        stasks.append(_Task(str(store.out), "skeletons", blk, block_key(chash, iid, "skeletons", blk), payload))
 
     def verify(t: _Task, r: dict) -> bool:
         p = _part(store, "skeletons", t.block, "json")
@@ -329,7 +383,7 @@ def _run_stages(vol: Any, store: RunStore, cfg: PipelineConfig, ident: dict, eng
 
     parts = [pd.read_csv(_part(store, "segments", t.block, "csv")) for t in tasks]
     return {"graphs": graphs, "segments": pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(),
-            "source": source, "labels3d": labels3d, "labels2d": labels2d}
+            "source": source, "labels3d": labels3d, "labels2d": labels2d, "skeleton_tasks": stasks}
 
 
 def _gt_source(gt: Any, voxel_size: tuple, store: RunStore) -> _Source:
@@ -393,13 +447,15 @@ def _finish_outputs(store: RunStore, vol: Any, cfg: PipelineConfig, parts: dict,
     _write_skeletons(store, graphs)
     (store.out / "tables").mkdir(exist_ok=True)
     store.write_text("tables/segments.csv", parts["segments"].to_csv(index=False))
-    from dendrosam.reconstruct import contact_graph, morphometrics
+    import pandas as pd
+
     from dendrosam.reconstruct.contacts import contacts_table
 
-    dense = np.asarray(labels3d[:])
-    morpho = morphometrics(graphs, dense, vol.voxel_size)
+    parts_csv = [p for t in parts["skeleton_tasks"] if (p := _part(store, "skeletons", t.block, "csv")).is_file()]
+    morpho = pd.concat([pd.read_csv(p) for p in parts_csv], ignore_index=True) if parts_csv else pd.DataFrame()
+    morpho = morpho.sort_values("label", ignore_index=True) if len(morpho) else morpho
     store.write_text("tables/morphometrics.csv", morpho.to_csv(index=False))
-    contacts = contact_graph(dense, vol.voxel_size)
+    contacts = _streamed_contacts(labels3d, vol.voxel_size, cfg.engine.block_sections)
     store.write_text("tables/contacts.csv", contacts_table(contacts).to_csv(index=False))
     timings["analysis"] = time.perf_counter() - t0
     metrics = None
@@ -407,7 +463,7 @@ def _finish_outputs(store: RunStore, vol: Any, cfg: PipelineConfig, parts: dict,
         from dendrosam.reconstruct import evaluate
 
         t0 = time.perf_counter()
-        metrics = evaluate(_read_gt(gt, vol), dense).to_dict()
+        metrics = evaluate(_read_gt(gt, vol), np.asarray(labels3d[:])).to_dict()
         store.write_json("metrics.json", metrics)
         timings["evaluate"] = time.perf_counter() - t0
     return morpho, contacts, metrics

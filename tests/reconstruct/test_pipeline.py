@@ -157,3 +157,22 @@ def test_array_input_needs_voxel_size(tmp_path):
         reconstruct_volume(img, tmp_path / "run", config(), progress=False)
     with pytest.raises(InputError, match=r"\(Z, Y, X\)"):
         reconstruct_volume(img[0], tmp_path / "run", config(), VOXEL, progress=False)
+
+
+@pytest.mark.parametrize("block", [1, 3, 7, 50])
+def test_streamed_contacts_and_boxes_equal_whole_volume(rng, block):
+    from dendrosam.reconstruct import contact_graph
+    from dendrosam.reconstruct.pipeline import _object_boxes, _streamed_contacts
+    from dendrosam.reconstruct.skeleton_chunks import object_boxes
+
+    labels = rng.integers(0, 6, (9, 7, 8)).astype(np.uint32)
+    vs = (40.0, 8.0, 10.0)
+    whole, streamed = contact_graph(labels, vs), _streamed_contacts(labels, vs, block)
+    assert sorted(whole.nodes(data=True)) == sorted(streamed.nodes(data=True))
+    assert sorted(map(sorted, whole.edges())) == sorted(map(sorted, streamed.edges()))
+    for a, b, d in whole.edges(data=True):
+        e = streamed.edges[a, b]
+        assert (e["n_faces"], e["n_faces_gap"]) == (d["n_faces"], d["n_faces_gap"])
+        assert e["area_nm2"] == pytest.approx(d["area_nm2"], rel=1e-12)
+        np.testing.assert_allclose(e["centroid"], d["centroid"], rtol=1e-9)
+    assert _object_boxes(labels, labels.shape[0], block) == object_boxes(labels)

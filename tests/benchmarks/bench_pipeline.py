@@ -1,0 +1,89 @@
+"""Pipeline memory in depth and Dask speed-up (not collected by default).
+
+Run: ``python -m pytest tests/benchmarks/bench_pipeline.py -s``.
+
+* Memory: the whole pipeline (model-free ``threshold`` segmenter, so it runs in minutes) on a
+  lazily read zarr stack of 100 and of 1000 sections of the same size, each in its own
+  subprocess; prints peak RSS (``ru_maxrss``) of both and their ratio (target <= 1.3).
+* Speed-up: the segmentation stage (``run.json`` timing) on a local Dask cluster of 2 workers
+  against 1 worker, same data, same run; prints the ratio (target >= 1.6 on 2 cores: measure on
+  a quiet machine).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+
+CHILD = textwrap.dedent(
+    """
+    import resource, sys
+    from dendrosam.reconstruct.config import config_from_dict
+    from dendrosam.reconstruct.pipeline import reconstruct_volume
+    if __name__ == "__main__":
+        src, out, workers, spt = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+        cfg = config_from_dict({
+            "segment": {"method": "threshold", "threshold": 0.5},
+            "engine": {"workers": workers, "sections_per_task": spt, "block_sections": 32},
+        })
+        reconstruct_volume(src, out, cfg, voxel_size=(40.0, 10.0, 10.0), progress=False)
+        print("MAXRSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    """
+)
+
+
+def _stack(path: Path, depth: int, size: int, seed: int = 0) -> Path:
+    """Drifting bright discs on a dark noisy background, written section by section to zarr."""
+    import zarr
+
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(8, size - 8, (max(1, size // 12), 2))
+    yy, xx = np.mgrid[:size, :size]
+    arr = zarr.open_array(str(path), mode="w", shape=(depth, size, size), chunks=(1, size, size), dtype="uint8")
+    for z0 in range(0, depth, 50):
+        block = np.empty((min(50, depth - z0), size, size), np.uint8)
+        for i in range(len(block)):
+            c = centres + 2.0 * np.sin((z0 + i) / 15.0)
+            d2 = (yy[None] - c[:, 0, None, None]) ** 2 + (xx[None] - c[:, 1, None, None]) ** 2
+            block[i] = np.where((d2 < 16).any(0), 190, 50) + rng.integers(0, 20, (size, size))
+        arr[z0 : z0 + len(block)] = block
+    return path
+
+
+def _run(script: Path, src: Path, out: Path, workers: int, spt: int) -> tuple[int, dict]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    proc = subprocess.run([sys.executable, str(script), str(src), str(out), str(workers), str(spt)],
+                          capture_output=True, text=True, env=env, check=True)
+    rss = int(proc.stdout.rsplit("MAXRSS_KB", 1)[1].split()[0])
+    return rss, json.loads((out / "run.json").read_text())["timings_s"]
+
+
+def test_peak_memory_flat_in_depth(tmp_path):
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    rss = {}
+    for depth in (100, 1000):
+        src = _stack(tmp_path / f"s{depth}.zarr", depth, 64)
+        rss[depth], t = _run(script, src, tmp_path / f"run{depth}", 0, 8)
+        print(f"\n{depth:5d} sections of 64x64: peak RSS {rss[depth] / 1024:.0f} MiB, stage times {t}")
+    ratio = rss[1000] / rss[100]
+    print(f"peak RSS 1000 / 100 sections: {ratio:.2f} (target <= 1.3)")
+    assert ratio <= 1.3
+
+
+def test_two_workers_speedup(tmp_path):
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    src = _stack(tmp_path / "s.zarr", 64, 768)
+    seg = {}
+    for workers in (1, 2):
+        _, t = _run(script, src, tmp_path / f"w{workers}", workers, 4)
+        seg[workers] = t["segment"]
+        print(f"\n{workers} worker(s): segmentation {t['segment']:.2f} s (all stages {t})")
+    print(f"segmentation speed-up, 2 workers vs 1: {seg[1] / seg[2]:.2f}x (target >= 1.6 on a quiet 2-core machine)")
