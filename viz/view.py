@@ -27,7 +27,10 @@ log = logging.getLogger(__name__)
 
 
 class _CORSHandler(SimpleHTTPRequestHandler):
-    """Static files with ``Access-Control-Allow-Origin: *`` (the client runs on another port).
+    """Static files with CORS for the viewer's own origin (the client runs on another port).
+
+    Only pages served from a loopback address or from the address the data server is bound to
+    may read the data: a web page from elsewhere open in the same browser gets no CORS header.
 
     cloud-volume stores gzipped chunks as ``<name>.gz`` on local disks; a request for ``<name>``
     is answered with that file and ``Content-Encoding: gzip``, as a cloud bucket would.
@@ -47,12 +50,26 @@ class _CORSHandler(SimpleHTTPRequestHandler):
         return f
 
     def end_headers(self) -> None:
-        self.send_header("Access-Control-Allow-Origin", "*")
+        origin = self.headers.get("Origin") if self.headers else None
+        if origin and _origin_allowed(origin, self.server.server_address[0]):
+            self.send_header("Access-Control-Allow-Origin", origin)
+            self.send_header("Vary", "Origin")
         self.send_header("Cache-Control", "no-cache")
         super().end_headers()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("data server: " + format, *args)
+
+
+def _origin_allowed(origin: str, bound: str) -> bool:
+    """True for ``http(s)://<loopback or the bound address>[:port]`` origins."""
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit(origin).hostname or ""
+    except ValueError:
+        return False
+    return _is_loopback(host) or host == bound
 
 
 def serve_directory(root: str | Path, bind: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:

@@ -42,9 +42,16 @@ def test_view_serves_layers_with_cors_and_writes_state(tmp_path, synthetic, capl
     try:
         base = handle.state["layers"][0]["source"].removeprefix("precomputed://").rsplit("/", 1)[0]
         assert base.startswith("http://127.0.0.1:")
-        with urllib.request.urlopen(f"{base}/segmentation/info", timeout=10) as r:
-            assert r.headers["Access-Control-Allow-Origin"] == "*"
+        info = f"{base}/segmentation/info"
+        viewer_origin = "http://127.0.0.1:8123"  # the neuroglancer client's (loopback) origin
+        req = urllib.request.Request(info, headers={"Origin": viewer_origin})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.headers["Access-Control-Allow-Origin"] == viewer_origin
             assert json.loads(r.read())["type"] == "segmentation"
+        # A page from elsewhere open in the same browser must not be allowed to read the data.
+        req = urllib.request.Request(info, headers={"Origin": "https://evil.example.com"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.headers.get("Access-Control-Allow-Origin") is None
         chunk = f"{base}/image/8.0_8.0_40.0/0-72_0-80_0-12"  # stored as .gz: served gzip-encoded
         with urllib.request.urlopen(chunk, timeout=10) as r:
             assert r.headers["Content-Encoding"] == "gzip"
