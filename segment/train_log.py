@@ -57,14 +57,25 @@ class MetricsLog:
             self.write(r)
 
 
+def _plain(obj: Any) -> Any:
+    """Numpy scalars anywhere in nested dicts/lists -> Python numbers (``weights_only`` refuses them)."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_plain(v) for v in obj)
+    return obj
+
+
 def save_state(path: Path, model: Any, opt: Any, rng: np.random.Generator, **info: Any) -> None:
     """Write model + optimizer + RNG states and ``info`` as a plain, ``weights_only`` dict (atomic)."""
     import torch
 
     state = {
         "format": "dendrosam-train-state", "model_state": model.state_dict(),
-        "optimizer_state": opt.state_dict(), "torch_rng": torch.get_rng_state(),
-        "numpy_rng": json.dumps(rng.bit_generator.state), **info,
+        "optimizer_state": _plain(opt.state_dict()), "torch_rng": torch.get_rng_state(),
+        "numpy_rng": json.dumps(rng.bit_generator.state), **_plain(info),
     }
     tmp = Path(str(path) + ".tmp")
     torch.save(state, tmp)

@@ -135,3 +135,20 @@ def test_lora_merge_is_exact():
 def test_bad_train_choice_is_a_config_error(tmp_path, tiny_data):
     with pytest.raises(ConfigError, match="--train"):
         train_sam(_cfg(tmp_path, tiny_data[0], "bad", 1, train="everything"), progress=False)
+
+
+def test_training_state_with_numpy_scalars_reloads_weights_only(tmp_path):
+    """Validation means and schedulers produce numpy scalars; the state must still load safely."""
+    import numpy as np
+    import torch
+
+    from dendrosam.segment.train_log import load_state, save_state
+
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    opt.param_groups[0]["lr"] = np.float64(5e-4)  # as a numpy-computed schedule sets it
+    rng = np.random.default_rng(0)
+    save_state(tmp_path / "s.pt", model, opt, rng, step=3, best=np.float64(0.61), bad=np.int64(1))
+    st = load_state(tmp_path / "s.pt", torch.nn.Linear(2, 1), torch.optim.AdamW(model.parameters()), rng)
+    assert st["best"] == 0.61 and type(st["best"]) is float and st["bad"] == 1
+    assert st["optimizer_state"]["param_groups"][0]["lr"] == 5e-4
