@@ -262,6 +262,7 @@ def write_skeletons(
     if unknown:
         raise ConfigError(f"unknown skeleton format(s) {sorted(unknown)}; choose from swc, graphml, json")
     writers = {"swc": lambda g, p: write_swc(g, p, units=swc_units), "graphml": write_graphml, "json": write_json}
+    _check_labels(graphs)
     written = []
     for fmt in formats:
         for label in sorted(graphs):
@@ -275,6 +276,13 @@ def write_skeletons(
             writers[fmt](combined, target)
             written.append(target)
     return written
+
+
+def _check_labels(graphs: Mapping[int, nx.Graph]) -> None:
+    """Object ids become file names: only non-negative integers are accepted (no paths)."""
+    for label in graphs:
+        if isinstance(label, (bool, np.bool_)) or not isinstance(label, (int, np.integer)) or label < 0:
+            raise InputError(f"skeleton id {label!r} is not a non-negative integer object id")
 
 
 def write_contacts(graph: nx.Graph, out_dir: str | Path) -> list[Path]:
