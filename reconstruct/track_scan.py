@@ -29,7 +29,10 @@ class ScanResult:
     """Object tables and link candidates of sections ``[z0, z1)``.
 
     ``nodes`` maps column name -> array with one row per 2D object (sorted by ``z`` then ``id``);
-    ``links`` maps column name -> array with one row per candidate link; ``pair_shift`` is the
+    ``links`` maps column name -> array with one row per candidate link; ``overlaps`` maps
+``za``, ``ia``, ``zb``, ``ib``, ``count`` -> one row per overlapping pair of neighbouring
+sections (``zb = za + 1``, after shift compensation; the input of :mod:`.track_agglo`);
+``pair_shift`` is the
     (z1 - z0, 2) translation ``(dy, dx)`` applied to section ``z`` to match section ``z - 1``.
     """
 
@@ -38,6 +41,7 @@ class ScanResult:
     nodes: dict[str, np.ndarray]
     links: dict[str, np.ndarray]
     pair_shift: np.ndarray
+    overlaps: dict[str, np.ndarray]
 
 
 def read_section(labels2d: Any, z: int) -> np.ndarray:
@@ -125,6 +129,7 @@ def scan_sections(labels2d: Any, z0: int, z1: int, config: Any) -> ScanResult:
     link_cols: dict[str, list[np.ndarray]] = {
         k: [] for k in ("za", "ia", "zb", "ib", "overlap", "frac_a", "frac_b", "kind", "score", "share", "child_b", "dy", "dx")
     }
+    ov_cols: dict[str, list[np.ndarray]] = {k: [] for k in ("za", "ia", "zb", "ib", "count")}
     pair_shift = np.zeros((z1 - z0, 2), dtype=np.int64)
     for z in range(start, z1):
         b = section_objects(read_section(labels2d, z))
@@ -151,6 +156,10 @@ def scan_sections(labels2d: Any, z0: int, z1: int, config: Any) -> ScanResult:
             free_bwd[links.ib[mutual]] = False
             if d == 1 and z >= z0:
                 pair_shift[z - z0] = shift
+                for key, val in zip(("za", "ia", "zb", "ib", "count"),
+                                    (np.full(table[0].size, za), table[0], np.full(table[0].size, z),
+                                     table[1], table[2])):
+                    ov_cols[key].append(val)
             if z >= z0:
                 for key, val in (("za", np.full(links.ia.size, za)), ("ia", links.ia),
                                  ("zb", np.full(links.ia.size, z)), ("ib", links.ib),
@@ -170,7 +179,9 @@ def scan_sections(labels2d: Any, z0: int, z1: int, config: Any) -> ScanResult:
         free_fwd.pop(z - gap - 1, None)
     nodes = {k: _cat(v, 2 if k == "bbox" else 1) for k, v in node_cols.items()}
     links_out = {k: _cat(v, 1) for k, v in link_cols.items()}
-    return ScanResult(z0=z0, z1=z1, nodes=nodes, links=links_out, pair_shift=pair_shift)
+    overlaps = {k: _cat(v, 1).astype(np.int64) for k, v in ov_cols.items()}
+    return ScanResult(z0=z0, z1=z1, nodes=nodes, links=links_out, pair_shift=pair_shift,
+                      overlaps=overlaps)
 
 
 def _cat(parts: list[np.ndarray], ndim: int) -> np.ndarray:

@@ -10,11 +10,15 @@ from typing import Any
 
 import numpy as np
 
-from .track_links import KIND_MUTUAL, resolve_links
+from .track_agglo import join_chains
+from .track_links import resolve_links
 from .overlap import dense_labels
 from .track_scan import ScanResult, read_section
 
-__all__ = ["assemble", "canonical_labels", "link_graph"]
+__all__ = ["assemble", "canonical_labels", "link_graph", "KIND_CHAIN"]
+
+KIND_CHAIN = 3
+_KIND_NAMES = {1: "mutual", 2: "contained", KIND_CHAIN: "chain"}
 
 
 def canonical_labels(
@@ -85,6 +89,15 @@ def assemble(
     else:
         src = dst = np.zeros(0, np.int64)
         comp, accepted = np.arange(n_nodes), np.zeros(0, bool)
+    pair_shift = (np.concatenate([s.pair_shift for s in scans]) if scans
+                  else np.zeros((0, 2), np.int64))
+    e = np.flatnonzero(accepted)
+    edge_table = {"src": src[e], "dst": dst[e]}
+    for key in ("overlap", "frac_a", "frac_b", "kind", "score", "dy", "dx"):
+        edge_table[key] = links[key][e] if e.size else np.zeros(0)
+    if config.join_chains and n_nodes:
+        comp, edge_table = _join_chains(comp, node_z, nodes["size"], offset,
+                                        _concat(scans, "overlaps"), pair_shift, config, edge_table)
     # z extent per component -> short objects
     keep = None
     if config.min_z_extent > 1 and n_nodes:
@@ -113,15 +126,29 @@ def assemble(
                   "size": nodes["size"].astype(np.int64) if n_nodes else node_z,
                   "cy": nodes["cy"] if n_nodes else np.zeros(0), "cx": nodes["cx"] if n_nodes else np.zeros(0),
                   "bbox": nodes["bbox"].astype(np.int64).reshape(-1, 4), "label3d": label}
-    e = np.flatnonzero(accepted)
-    edge_table = {"src": src[e], "dst": dst[e]}
-    for key in ("overlap", "frac_a", "frac_b", "kind", "score", "dy", "dx"):
-        edge_table[key] = links[key][e] if e.size else np.zeros(0)
-    pair_shift = (np.concatenate([s.pair_shift for s in scans]) if scans
-                  else np.zeros((0, 2), np.int64))
     shifts = np.cumsum(pair_shift, axis=0).astype(np.int64)
     return {"labels": out, "nodes": node_table, "edges": edge_table, "shifts": shifts,
             "n_objects": n_objects, "voxel_size": tuple(voxel_size)}
+
+
+def _join_chains(comp: np.ndarray, node_z: np.ndarray, node_size: np.ndarray, offset: np.ndarray,
+                 overlaps: dict[str, np.ndarray], pair_shift: np.ndarray, config: Any,
+                 edges: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Chain-level joins (:mod:`.track_agglo`); one ``KIND_CHAIN`` edge per join."""
+    src = offset[overlaps["za"]] + overlaps["ia"]
+    dst = offset[overlaps["zb"]] + overlaps["ib"]
+    size = node_size.astype(np.int64)
+    joins = join_chains(comp, node_z, size, src, dst, overlaps["count"],
+                        config.chain_end_fraction, config.chain_end_share)
+    r = joins.rows
+    count = overlaps["count"][r]
+    frac_a, frac_b = count / size[src[r]], count / size[dst[r]]
+    new = {"src": src[r], "dst": dst[r], "overlap": count, "frac_a": frac_a, "frac_b": frac_b,
+           "kind": np.full(r.size, KIND_CHAIN, np.int8), "score": np.maximum(frac_a, frac_b),
+           "dy": pair_shift[overlaps["zb"][r], 0], "dx": pair_shift[overlaps["zb"][r], 1]}
+    merged = {k: np.concatenate([np.asarray(edges[k]), new[k]]).astype(
+        np.result_type(np.asarray(edges[k]).dtype, new[k].dtype)) for k in new}
+    return joins.component, merged
 
 
 def link_graph(nodes: dict[str, np.ndarray], edges: dict[str, np.ndarray],
@@ -142,7 +169,7 @@ def link_graph(nodes: dict[str, np.ndarray], edges: dict[str, np.ndarray],
         for k, s, c, b, lab in zip(keys, nodes["size"].tolist(), cen, nodes["bbox"].tolist(),
                                    nodes["label3d"].tolist())
     )
-    kind = np.where(edges["kind"] == KIND_MUTUAL, "mutual", "contained").tolist()
+    kind = [_KIND_NAMES[int(k)] for k in edges["kind"].tolist()]
     dz = (nodes["z"][edges["src"]] - nodes["z"][edges["dst"]]) * -1
     graph.add_edges_from(
         (keys[s], keys[d], {"overlap": ov, "frac_a": fa, "frac_b": fb, "kind": k, "score": sc,
