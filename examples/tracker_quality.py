@@ -15,6 +15,7 @@ Perturbations (on (b)): 5 % of the 2D objects removed, one section missing (all 
 section shifted by 20 px. The perturbed voxels are removed from the GT too (a missing object
 cannot be tracked), so the figures measure the linking only. Baselines: "greedy" links every 2D
 object to the previous section's object of largest IoU; "all" joins every overlapping pair.
+"track + chain joins" is the tracker with ``TrackConfig(join_chains=True)``.
 Defaults were chosen on medulla x < 125 and ISBI z 0-9; medulla x >= 125 and ISBI z 10-19 are
 the held-out rows. Metrics (``dendrosam.reconstruct.evaluate``) over GT foreground voxels: VI split = H(seg|gt),
 VI merge = H(gt|seg) in bits, and the adapted Rand error.
@@ -120,6 +121,7 @@ def main(data_dir: Path) -> None:
         "ISBI z10-19": (isbi[10:], (50, 4, 4)),
     }
     config = TrackConfig()
+    joins = TrackConfig(join_chains=True)
     print("| volume | input | method | VI split | VI merge | VI | ARAND | objects |")
     print("|---|---|---|---|---|---|---|---|")
     for name, (gt, vs) in volumes.items():
@@ -127,6 +129,7 @@ def main(data_dir: Path) -> None:
         for mode in ("a", "b"):
             seg2d = per_section(gt, mode)
             rows.append((f"({mode})", "track", gt, track(seg2d, vs, config).labels))
+            rows.append((f"({mode})", "track + chain joins", gt, track(seg2d, vs, joins).labels))
             rows.append((f"({mode})", "greedy IoU", gt, baseline(seg2d, join_all=False)))
             if mode == "b":
                 rows.append((f"({mode})", "all overlaps", gt, baseline(seg2d, join_all=True)))
@@ -135,6 +138,8 @@ def main(data_dir: Path) -> None:
             for kind in ("drop5", "missing", "shift20"):
                 gt_p, seg_p = perturb(gt, seg2d, kind)
                 rows.append((f"(b)+{kind}", "track", gt_p, track(seg_p, vs, config).labels))
+                rows.append((f"(b)+{kind}", "track + chain joins", gt_p,
+                             track(seg_p, vs, joins).labels))
                 rows.append((f"(b)+{kind}", "greedy IoU", gt_p, baseline(seg_p, join_all=False)))
         for inp, method, g, seg in rows:
             m = metrics(g, seg)
