@@ -4,10 +4,13 @@ Two paths, chosen by the architecture:
 
 - **classic** (``arch.zoom_margin is None``): the section (or each tile of a large section, see
   :mod:`dendrosam.segment.tiling`) is embedded once; all prompts routed to it are decoded
-  against that embedding in chunks of ``batch_size``.
+  against that embedding in chunks of ``batch_size``; each mask is resampled from the low-res
+  logits only where they can be positive (:func:`dendrosam.segment.decode.logits_to_crops`).
 - **zoom** (``arch.zoom_margin`` set): each prompt box gets its own square crop (the box grown by
   the margin, resampled to ``img_size``, :mod:`dendrosam.segment.zoom`); crops go through the
   image encoder in batches and each prompt is decoded against its own embedding. No tiling.
+  Windows, crops, prompt coordinates and the paste back are :mod:`dendrosam.segment.zoom`'s, the
+  functions training uses, so a box gives the network bit-identical input in both.
 
 Masks are returned cropped to their bounding box (:class:`PromptedMasks`), so a thousand
 prompts on an 8k section do not need a thousand full-size arrays.
