@@ -118,6 +118,8 @@ class DaskEngine:
         Give up connecting after this many seconds.
     progress : bool
         Show a tqdm bar per :meth:`map`.
+    preload : sequence of str
+        Modules every worker imports up front (so first tasks do not pay the import time).
 
     Raises
     ------
@@ -131,6 +133,7 @@ class DaskEngine:
         scheduler: str | None = None,
         connect_timeout_s: float = 5.0,
         progress: bool = True,
+        preload: Sequence[str] = (),
     ) -> None:
         try:
             import dask
@@ -168,6 +171,8 @@ class DaskEngine:
                 except (OSError, TimeoutError) as exc:
                     raise SchedulerError(f"--workers {workers}: cannot start a local Dask cluster ({exc})") from None
         self.n_workers = max(1, len(self.client.scheduler_info().get("workers", {})) or workers)
+        if preload:
+            self.client.run(_import_all, tuple(preload))
         log.info("dask engine: %s (%d workers)", self.client.scheduler.address, self.n_workers)
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any], desc: str = "") -> list[Any]:
@@ -195,8 +200,19 @@ class DaskEngine:
         self.close()
 
 
+def _import_all(modules: tuple[str, ...]) -> None:
+    import importlib
+
+    for name in modules:
+        importlib.import_module(name)
+
+
 def make_engine(
-    workers: int = 0, scheduler: str | None = None, connect_timeout_s: float = 5.0, progress: bool = True
+    workers: int = 0,
+    scheduler: str | None = None,
+    connect_timeout_s: float = 5.0,
+    progress: bool = True,
+    preload: Sequence[str] = (),
 ) -> SerialEngine | DaskEngine:
     """``workers=0`` and no scheduler -> :class:`SerialEngine`; otherwise a :class:`DaskEngine`."""
     if workers < 0:
@@ -204,4 +220,5 @@ def make_engine(
     if not workers and not scheduler:
         return SerialEngine(progress=progress)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    return DaskEngine(workers=workers or 1, scheduler=scheduler, connect_timeout_s=connect_timeout_s, progress=progress)
+    return DaskEngine(workers=workers or 1, scheduler=scheduler, connect_timeout_s=connect_timeout_s,
+                      progress=progress, preload=preload)

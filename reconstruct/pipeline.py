@@ -533,7 +533,10 @@ def reconstruct_volume(
     cfg = replace(cfg, voxel_size=tuple(vol.voxel_size))
     ident = {"config": config_hash(cfg), "input": iid}
     eng = cfg.engine
-    with make_engine(eng.workers, eng.scheduler, eng.connect_timeout_s, progress) as engine:
+    preload = ["scipy.ndimage", "cc3d", "fastremap", "dendrosam.segment.preprocess", __name__]
+    if cfg.segment.method == "sam":
+        preload += ["dendrosam.segment.api", "torch", "segment_anything"]
+    with make_engine(eng.workers, eng.scheduler, eng.connect_timeout_s, progress, preload) as engine:
         store = RunStore(out)
         store.prepare(ident, resume=resume, overwrite=overwrite)
         with store.lock(), _log_to(store.out / "run.log"):
