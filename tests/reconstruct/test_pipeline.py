@@ -176,3 +176,21 @@ def test_streamed_contacts_and_boxes_equal_whole_volume(rng, block):
         assert e["area_nm2"] == pytest.approx(d["area_nm2"], rel=1e-12)
         np.testing.assert_allclose(e["centroid"], d["centroid"], rtol=1e-9)
     assert _object_boxes(labels, labels.shape[0], block) == object_boxes(labels)
+
+
+def test_cli_run_with_config_file_and_publish(tmp_path, capsys):
+    import tifffile
+
+    from dendrosam.cli import main
+
+    img, _ = tubes(depth=12)
+    tifffile.imwrite(tmp_path / "s.tif", img, photometric="minisblack")
+    (tmp_path / "c.toml").write_text("[segment]\nmethod = 'threshold'\nsigma_px = 0.0\n[engine]\nblock_sections = 4\n")
+    argv = ["run", str(tmp_path / "s.tif"), "--out", str(tmp_path / "o"), "--voxel-size", *map(str, VOXEL),
+            "--config", str(tmp_path / "c.toml"), "--set", "segment.threshold=0.5", "--publish", "--no-progress"]
+    assert main(argv) == 0
+    assert "3 skeleton graphs" in capsys.readouterr().out
+    used = (tmp_path / "o" / "config.toml").read_text()
+    assert "threshold = 0.5" in used and "block_sections = 4" in used and "voxel_size = [40.0, 10.0, 10.0]" in used
+    assert (tmp_path / "o" / "precomputed" / "segmentation" / "info").is_file()
+    assert (tmp_path / "o" / "report.html").is_file()
