@@ -14,7 +14,6 @@ redoes the rest; ``run.json`` says ``"complete"`` only after everything else is 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import time
