@@ -248,9 +248,10 @@ def test_user_mistake(case, tmp_path, capsys, monkeypatch, request):
         # not catch it yet (strict: this starts failing once it does, then remove the marker)
         request.applymarker(pytest.mark.xfail(strict=True, reason="IndexError escapes segment.sam._read"))
     if case == "demo without the shipped models":
-        from dendrosam.segment import sam
+        from dendrosam.segment.detector import DEFAULT_YOLO_PATH
+        from dendrosam.segment.sam import DEFAULT_SAM_PATH
 
-        if sam.DEFAULT_SAM_PATH.is_file():
+        if DEFAULT_SAM_PATH.is_file() and DEFAULT_YOLO_PATH.is_file():
             pytest.skip("shipped models are installed")
     argv = build(tmp_path)
     capsys.readouterr()
