@@ -122,7 +122,8 @@ def surface_areas(
 ) -> dict[int, float]:
     """Marching-cubes surface area (nm^2) of each object in ``ids`` (NaN if absent).
 
-    ``sigma`` is the Gaussian blur of the binary mask in voxels (0: raw mask).
+    ``sigma`` is the Gaussian blur of the binary mask in voxels (0: raw mask). Objects too small
+    for the blurred mask to reach the 0.5 iso-level (a few voxels) are measured on the raw mask.
     """
     import fastremap
     from scipy.ndimage import find_objects, gaussian_filter
@@ -140,7 +141,9 @@ def surface_areas(
             continue
         mask = np.pad(remapped[box] == new, 1 + math.ceil(3 * sigma)).astype(np.float32)
         if sigma > 0:
-            mask = gaussian_filter(mask, sigma)
+            blurred = gaussian_filter(mask, sigma)
+            # A tiny object's blurred mask can stay below the iso-level: measure the raw mask then.
+            mask = blurred if blurred.max() > 0.5 else mask
         verts, faces, _, _ = marching_cubes(mask, level=0.5, spacing=tuple(voxel_size))
         out[int(label)] = float(mesh_surface_area(verts, faces))
     return out

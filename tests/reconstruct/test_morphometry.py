@@ -107,3 +107,17 @@ def test_strahler_of_binary_tree():
     path = nx.path_graph(5)
     nx.set_edge_attributes(path, 1.0, "length")
     assert strahler_order(path) == 1
+
+
+def test_surface_area_of_a_one_voxel_object_is_finite():
+    """A blurred single voxel never reaches the iso-level; the raw mask is measured instead."""
+    from dendrosam.reconstruct.morphometry import surface_areas
+
+    labels = np.zeros((5, 5, 5), np.uint32)
+    labels[2, 2, 2] = 4
+    area = surface_areas(labels, (40, 10, 10), [4])[4]
+    # marching cubes at 0.5 around one voxel: an octahedron with vertices half a voxel out
+    # along each axis; its area is 8 triangles of the half-axes (20, 5, 5) nm.
+    a, b, c = 20.0, 5.0, 5.0
+    tri = 0.5 * np.sqrt((a * b) ** 2 + (b * c) ** 2 + (a * c) ** 2)
+    assert area == pytest.approx(8 * tri, rel=1e-6)
