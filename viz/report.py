@@ -50,7 +50,7 @@ def _fmt(v: Any) -> str:
 def _tables(data: RunData) -> list[tuple[str, dict[str, Any]]]:
     run = dict(data.run)
     models = run.get("model_cards") or run.get("models") or {}
-    timings = run.get("timings") or {}
+    timings = run.get("timings") or run.get("timings_s") or {}
     summary = {"voxel size (z, y, x) nm": ", ".join(_fmt(v) for v in data.voxel_size)}
     if data.shape:
         summary["volume (Z, Y, X)"] = " x ".join(str(n) for n in data.shape)

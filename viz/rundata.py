@@ -11,6 +11,7 @@ Layout of a run folder (every part but one volume or the skeletons is optional):
 from __future__ import annotations
 
 import json
+import logging
 import re
 import tomllib
 from collections.abc import Mapping
@@ -22,6 +23,8 @@ import networkx as nx
 import numpy as np
 
 from dendrosam.errors import FormatError, InputError, VoxelSizeError
+
+log = logging.getLogger(__name__)
 
 __all__ = ["RunData", "load_run_data", "as_run_data"]
 
@@ -141,6 +144,27 @@ def _ome_multiscale(group: Any) -> tuple[Any, tuple[float, float, float] | None]
     return group[ds["path"]], scale
 
 
+def _has_image(group: Any) -> bool:
+    """True if an OME-Zarr group holds an image (multiscales or a level ``0``), not only labels."""
+    attrs = dict(group.attrs)
+    return bool(attrs.get("ome", attrs).get("multiscales")) or "0" in group
+
+
+def _input_image(source: str, voxel_size: Any) -> Any:
+    """The run's input image, read lazily from where it was (runs reference inputs, not copies).
+
+    Returns None when the input has moved or cannot be read: figures and layers then skip it.
+    """
+    from dendrosam.errors import DendrosamError
+    from dendrosam.reconstruct import open_volume
+
+    try:
+        return open_volume(source, voxel_size=tuple(voxel_size) if voxel_size else None).data
+    except DendrosamError as exc:
+        log.warning("run input %s not readable (%s); the image layer is skipped", source, exc)
+        return None
+
+
 def _graph_from_json(data: Mapping[str, Any]) -> nx.Graph:
     g = nx.node_link_graph(data, edges="links" if "links" in data else "edges")
     return _normalise_graph(g)
@@ -222,20 +246,23 @@ def load_run_data(out: str | Path) -> RunData:
                 raw = zarr.open_group(str(store), mode="r")
         except (zarr.errors.GroupNotFoundError, ValueError) as exc:
             raise FormatError(f"{store}: not a readable OME-Zarr group ({exc})") from exc
-        image, scale = _ome_multiscale(raw)
+        if _has_image(raw):
+            image, scale = _ome_multiscale(raw)
         if "labels" in raw:
             lab = raw["labels"]
             if "labels3d" in lab:
                 labels, _ = _ome_multiscale(lab["labels3d"])
             if "labels2d" in lab:
                 labels2d, _ = _ome_multiscale(lab["labels2d"])
+    if image is None and run.get("input"):
+        image = _input_image(run["input"], run.get("voxel_size"))
     skeletons = _load_skeletons(out / "skeletons") if (out / "skeletons").is_dir() else {}
     morpho = None
     if (out / "tables" / "morphometrics.csv").is_file():
         import pandas as pd
 
         morpho = pd.read_csv(out / "tables" / "morphometrics.csv")
-    if image is None and not skeletons:
+    if image is None and labels is None and not skeletons:
         raise InputError(f"{out}: not a dendrosam run folder (no volume.ome.zarr and no skeletons/)")
     vs = run.get("voxel_size") or scale
     if vs is None:

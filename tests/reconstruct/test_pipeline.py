@@ -194,3 +194,11 @@ def test_cli_run_with_config_file_and_publish(tmp_path, capsys):
     assert "threshold = 0.5" in used and "block_sections = 4" in used and "voxel_size = [40.0, 10.0, 10.0]" in used
     assert (tmp_path / "o" / "precomputed" / "segmentation" / "info").is_file()
     assert (tmp_path / "o" / "report.html").is_file()
+    # The run folder references its input instead of copying it: viz reads the image from there.
+    from dendrosam.viz import load_run_data
+
+    data = load_run_data(tmp_path / "o")
+    assert data.image.shape == img.shape and np.array_equal(np.asarray(data.image[3]), img[3])
+    assert data.labels.shape == img.shape and len(data.skeletons) == 3
+    assert data.voxel_size == tuple(map(float, VOXEL))
+    assert main(["report", str(tmp_path / "o")]) == 0
