@@ -120,11 +120,20 @@ def _validate(boxes, points, point_labels, shape):
     return boxes, points, point_labels, (n or 0)
 
 
-def _image_tensor(section_u8: np.ndarray, device: str):
-    import torch
+def _resized_input(window_u8: np.ndarray, long_side: int, device: str):
+    """``(1, 3, h', w')`` float32 window, longest side resized to ``long_side`` (aspect kept).
 
-    t = torch.from_numpy(np.ascontiguousarray(section_u8)).to(device=device, dtype=torch.float32)
-    return t[None, None].expand(1, 3, *section_u8.shape)
+    ``ResizeLongestSide.apply_image_torch`` is not used: it reads the target size from the
+    batch and channel axes (``shape[0], shape[1]``) and so distorts every image.
+    """
+    import torch
+    import torch.nn.functional as F
+    from segment_anything.utils.transforms import ResizeLongestSide
+
+    t = torch.from_numpy(np.ascontiguousarray(window_u8)).to(device=device, dtype=torch.float32)
+    size = ResizeLongestSide.get_preprocess_shape(*window_u8.shape, long_side)
+    x = F.interpolate(t[None, None], size, mode="bilinear", align_corners=False, antialias=True)
+    return x.expand(1, 3, *size)
 
 
 def predict_masks(
@@ -230,7 +239,7 @@ def _predict_classic(sam, u8, boxes, points, point_labels, batch_size, multimask
             idx = np.flatnonzero(assignment == w_idx)
             h, w = win.shape
             tf = ResizeLongestSide(win.long_side)
-            x = tf.apply_image_torch(_image_tensor(u8[win.y0:win.y1, win.x0:win.x1], device))
+            x = _resized_input(u8[win.y0:win.y1, win.x0:win.x1], win.long_side, device)
             input_size = (int(x.shape[-2]), int(x.shape[-1]))
             emb = model.image_encoder(model.preprocess(x))
             if pe is None:

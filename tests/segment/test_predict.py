@@ -196,3 +196,19 @@ def test_precision_choice(tiny_sam, blobs):
     bf16 = predict_masks(tiny_sam, img[0], boxes=p.boxes, precision="bfloat16").masks
     inter, union = (f32 & bf16).sum((1, 2)), (f32 | bf16).sum((1, 2))
     assert union.min() > 0 and (inter / union).min() > 0.9
+
+
+def test_classic_input_keeps_the_aspect_ratio(tiny_sam, monkeypatch):
+    """The encoder sees the section resized with its aspect kept, like SamPredictor.set_image."""
+    from segment_anything.utils.transforms import ResizeLongestSide
+
+    img = np.tile(np.linspace(0, 255, 128), (96, 1)).astype(np.uint8)  # a left-right ramp
+    seen = []
+    preprocess = tiny_sam.model.preprocess
+    monkeypatch.setattr(tiny_sam.model, "preprocess", lambda x: seen.append(x) or preprocess(x))
+    predict_masks(tiny_sam, img, boxes=np.array([[10.0, 10.0, 60.0, 50.0]]), normalize=False)
+    x = seen[0]
+    assert tuple(x.shape) == (1, 3, 192, 256)  # 96 x 128 scaled by 2
+    ref = ResizeLongestSide(256).apply_image(np.stack([img] * 3, -1))  # the reference (PIL)
+    assert ref.shape == (192, 256, 3)
+    assert np.abs(x[0, 0].numpy() - ref[..., 0]).max() <= 2.0  # rounding of PIL's uint8 output
