@@ -68,6 +68,57 @@ def yolo_to_boxes(rows: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return xyxy * np.array([nx, ny, nx, ny], np.float64)
 
 
+def box_matches(pred: np.ndarray, gt: np.ndarray, iou: float = 0.5) -> int:
+    """Number of one-to-one (Hungarian) matches between two xyxy box sets with box IoU >= ``iou``.
+
+    Examples
+    --------
+    >>> box_matches(np.array([[0, 0, 10, 10], [20, 20, 30, 30]]), np.array([[1, 0, 11, 10]]))
+    1
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    pred, gt = np.asarray(pred, np.float64).reshape(-1, 4), np.asarray(gt, np.float64).reshape(-1, 4)
+    if not len(pred) or not len(gt):
+        return 0
+    lo = np.maximum(pred[:, None, :2], gt[None, :, :2])
+    hi = np.minimum(pred[:, None, 2:], gt[None, :, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=2)
+    area = lambda b: np.prod(b[:, 2:] - b[:, :2], axis=1)  # noqa: E731
+    ious = inter / (area(pred)[:, None] + area(gt)[None, :] - inter)
+    rows, cols = linear_sum_assignment(-ious)
+    return int((ious[rows, cols] >= iou).sum())
+
+
+def detector_scores(detector, pairs: Sequence[tuple[np.ndarray, np.ndarray]], conf: float = 0.25,
+                    iou: float = 0.5, min_size: int = 4) -> dict:
+    """Recall and precision of a detector against the boxes of GT objects (box IoU >= ``iou``).
+
+    Parameters
+    ----------
+    detector : Detector
+        From :func:`dendrosam.segment.load_detector`.
+    pairs : sequence of (image, labels) sections
+        GT boxes are the objects' boxes as written for training (:func:`masks_to_yolo`).
+    conf, iou, min_size : float, float, int
+        Detector score threshold, matching IoU, smallest GT box side (pixels).
+
+    Returns
+    -------
+    dict
+        ``recall``, ``precision``, ``n_gt``, ``n_pred``, ``conf``, ``iou``.
+    """
+    from dendrosam.segment.detector import detect
+
+    n_gt = n_pred = n_match = 0
+    for image, labels in pairs:
+        gt = yolo_to_boxes(masks_to_yolo(labels, min_size), labels.shape)
+        pred = detect(detector, image, conf=conf).xyxy
+        n_gt, n_pred, n_match = n_gt + len(gt), n_pred + len(pred), n_match + box_matches(pred, gt, iou)
+    return {"recall": n_match / max(n_gt, 1), "precision": n_match / max(n_pred, 1),
+            "n_gt": n_gt, "n_pred": n_pred, "conf": conf, "iou": iou}
+
+
 def write_yolo_dataset(
     splits: dict[str, Sequence[tuple[np.ndarray, np.ndarray]]], out: Path, min_size: int = 4,
     tile: int | None = None,
@@ -173,9 +224,19 @@ def default_detector_run(data: Path, work: Path, models: Path, command: str, epo
     yaml = write_yolo_dataset({"train": train, "val": val}, work / "yolo_default" / "data", cfg.min_size, cfg.tile)
     out = models / "dendrosam_yolo_default.pt"
     info = train_detector(yaml, out, cfg, work / "yolo_default" / "runs")
-    card = {"model": "dendrosam YOLO detector", "config": cfg.__dict__, "command": command,
-            "data": "medulla x<125 every 2nd section, ISBI z0-15, gala; val medulla [::4,:,125:] + ISBI z16-19",
-            "training": info, "date": time.strftime("%Y-%m-%d")}
+    from dendrosam.segment.detector import load_detector
+    from dendrosam.segment.train_log import portable_card
+
+    det = load_detector(out)
+    n_med = len(range(0, 125, 4))
+    card = portable_card({
+        "model": "dendrosam YOLO detector", "config": cfg.__dict__, "command": command,
+        "data": "medulla x<125 every 2nd section, ISBI z0-15, gala; val medulla [::4,:,125:] + ISBI z16-19",
+        "training": info, "date": time.strftime("%Y-%m-%d"),
+        "validation": {"protocol": "recall/precision of GT object boxes at box IoU >= 0.5",
+                       "medulla": detector_scores(det, val[:n_med]),
+                       "isbi": detector_scores(det, val[n_med:])},
+    })
     (models / "dendrosam_yolo_default.card.json").write_text(json.dumps(card, indent=2))
     if Path(info["results_csv"]).exists():
         shutil.copyfile(info["results_csv"], models / "dendrosam_yolo_default.train_log.csv")

@@ -57,6 +57,21 @@ class MetricsLog:
             self.write(r)
 
 
+def portable_card(obj: Any) -> Any:
+    """Model cards travel with the model: absolute paths are cut to their last two parts.
+
+    ``/data/em/medulla_fib/raw.ome.tif`` -> ``medulla_fib/raw.ome.tif`` (the data set and file
+    name are what a reader needs; the machine's folder layout is not).
+    """
+    if isinstance(obj, dict):
+        return {k: portable_card(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [portable_card(v) for v in obj]
+    if isinstance(obj, str) and obj.startswith("/") and "\n" not in obj:
+        return "/".join(Path(obj).parts[-2:])
+    return obj
+
+
 def _plain(obj: Any) -> Any:
     """Numpy scalars anywhere in nested dicts/lists -> Python numbers (``weights_only`` refuses them)."""
     if isinstance(obj, np.generic):

@@ -385,7 +385,9 @@ def _jsonable(cfg: TrainSamConfig) -> dict:
 def _card(cfg, arch, step, seconds, val, floors, n_sections, n_objects) -> dict:
     import datetime
 
-    return {
+    from dendrosam.segment.train_log import portable_card
+
+    return portable_card({
         "model": "dendrosam SAM (zoom)", "arch": arch.name,
         "date": datetime.date.today().isoformat(),
         "command": cfg.command, "config": _jsonable(cfg),
@@ -395,4 +397,4 @@ def _card(cfg, arch, step, seconds, val, floors, n_sections, n_objects) -> dict:
                                    "mean IoU of the predicted mask",
                        "quick": val, "ellipse_floor": floors},
         **cfg.extra_card,
-    }
+    })

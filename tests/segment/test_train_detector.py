@@ -48,3 +48,24 @@ def test_one_epoch_training_writes_loadable_weights(tmp_path):
     train_detector(yaml, out, DetectorTrainConfig(epochs=1, imgsz=64, batch=4))
     det = load_detector(out, device="cpu")
     assert det.imgsz == 64
+
+
+def test_box_matches_is_one_to_one_at_the_iou_threshold():
+    import numpy as np
+
+    from dendrosam.segment.train_detector import box_matches
+
+    gt = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], float)
+    # IoU of [0,0,10,10] with [0,0,10,5] is exactly 0.5 (counts); two predictions on one GT box match once.
+    pred = np.array([[0, 0, 10, 5], [0, 0, 10, 10], [40, 40, 50, 50]], float)
+    assert box_matches(pred, gt, 0.5) == 1
+    assert box_matches(pred, gt, 0.51) == 1
+    assert box_matches(pred[[0]], gt, 0.51) == 0
+    assert box_matches(np.zeros((0, 4)), gt) == 0
+
+
+def test_model_cards_carry_no_machine_paths():
+    from dendrosam.segment.train_log import portable_card
+
+    card = {"data": [{"raw": "/srv/lab/em/medulla_fib/raw.ome.tif", "region": "::4"}], "note": "a/b"}
+    assert portable_card(card) == {"data": [{"raw": "medulla_fib/raw.ome.tif", "region": "::4"}], "note": "a/b"}
