@@ -22,7 +22,7 @@ test: setup
 	$(PY) -m pytest -q
 
 bench: setup
-	$(PY) -m pytest -q -p no:cacheprovider tests/benchmarks -s
+	$(PY) -m pytest -q -s -p no:cacheprovider $(wildcard tests/benchmarks/bench_*.py)
 
 train-models: setup
 	$(PY) examples/train_default_models.py
