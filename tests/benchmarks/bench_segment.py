@@ -4,7 +4,7 @@ Run: ``python -m pytest tests/benchmarks/bench_segment.py -s`` (about 6 min on 1
 
 Setup: a random-init vit_b (saved in Meta format as ``*sam_b.pt`` so ultralytics' SAM wrapper
 loads it), an untrained yolov8n with a zero confidence threshold (at most 20 boxes per section),
-2 sections (256 px) of the medulla FIB-SEM cube, one torch thread. Both paths embed each section
+2 sections (250 x 250 px) of the medulla FIB-SEM cube, one torch thread. Both paths embed each section
 once at 1024 px with the same image encoder architecture. Times are CPU seconds of this process
 (robust to other load on a shared machine); the per-section runs are interleaved. Printed:
 
@@ -132,7 +132,8 @@ def test_bench_segment(shared_data, tmp_path, monkeypatch):
     annotate = (time.process_time() - t0) / nz
 
     theirs, t_enc, t_dec = cost["theirs"] / nz
-    print(f"\n{n_prompts} box prompts on {nz} sections of 256 x 256 px, vit_b, 1 thread, "
+    print(f"\n{n_prompts} box prompts on {nz} sections of {images.shape[1]} x {images.shape[2]} px, "
+          "vit_b, 1 thread, "
           "CPU seconds per section")
     print(f"auto_annotate (end to end, loads models): {annotate:.2f} s")
     print(f"ultralytics SAM stage at our boxes:       {theirs:.2f} s "
