@@ -23,7 +23,9 @@ import numpy as np
 __all__ = ["crop_to_bbox", "decode_per_prompt", "select_best", "logits_to_crops"]
 
 
-def crop_to_bbox(mask: np.ndarray, oy: int = 0, ox: int = 0) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+def crop_to_bbox(
+    mask: np.ndarray, oy: int = 0, ox: int = 0
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """Crop a bool mask to its bounding box; return the crop and ``(y0, x0, y1, x1)`` + offset.
 
     An empty mask gives a ``(0, 0)`` crop at ``(oy, ox, oy, ox)``.
@@ -161,8 +163,9 @@ def logits_to_crops(
         if y1 <= y0 or x1 <= x0:
             out.append((np.zeros((0, 0), bool), (oy, ox, oy, ox)))
             continue
-        gy = (torch.arange(y0, y1, device=low.device, dtype=torch.float32) + 0.5) * (ky / lh) * 2 - 1
-        gx = (torch.arange(x0, x1, device=low.device, dtype=torch.float32) + 0.5) * (kx / lw) * 2 - 1
+        f32 = dict(device=low.device, dtype=torch.float32)
+        gy = (torch.arange(y0, y1, **f32) + 0.5) * (ky / lh) * 2 - 1
+        gx = (torch.arange(x0, x1, **f32) + 0.5) * (kx / lw) * 2 - 1
         grid = torch.stack(torch.meshgrid(gy, gx, indexing="ij")[::-1], dim=-1)[None]
         res = F.grid_sample(low[i:i + 1, None], grid, mode="bilinear", padding_mode="border",
                             align_corners=False)

@@ -45,7 +45,8 @@ def test_cli_bad_checkpoint_is_one_line(tmp_path, capsys):
     (tmp_path / "bad.pt").write_bytes(b"nope")
     code = main(["segment", str(tmp_path / "raw.tif"), "--out", str(tmp_path / "o.zarr"),
                  "--prompts", "gt-boxes", "--gt", str(tmp_path / "raw.tif"),
-                 "--sam", str(tmp_path / "bad.pt"), "--device", "cpu", "--voxel-size", "40", "8", "8"])
+                 "--sam", str(tmp_path / "bad.pt"), "--device", "cpu",
+                 "--voxel-size", "40", "8", "8"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "bad.pt" in err[0] and "not a readable" in err[0]
 

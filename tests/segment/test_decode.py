@@ -10,7 +10,9 @@ import torch.nn.functional as F
 from dendrosam.segment.decode import crop_to_bbox, logits_to_crops, select_best
 
 
-def _blobs_logits(n: int, size: int, seed: int, extent: tuple[int, int] | None = None) -> torch.Tensor:
+def _blobs_logits(
+    n: int, size: int, seed: int, extent: tuple[int, int] | None = None
+) -> torch.Tensor:
     """Cone-shaped logits, one positive disc per mask centred in ``extent``; the last is empty."""
     g = torch.Generator().manual_seed(seed)
     low = torch.full((n, size, size), -5.0)
