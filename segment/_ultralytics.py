@@ -44,6 +44,9 @@ def import_ultralytics() -> ModuleType:
     """
     import sys
 
+    # ultralytics otherwise unpickles .pt files with weights_only=False: a crafted file would run
+    # code. Its safe mode restricts unpickling to ultralytics/torch classes.
+    os.environ.setdefault("ULTRALYTICS_SAFE_LOAD", "1")
     if "ultralytics" not in sys.modules:
         folder = Path(os.environ.get("YOLO_CONFIG_DIR") or config_dir())
         try:

@@ -243,10 +243,6 @@ def _check_one_error(capsys, argv, must_name: str, case: str) -> None:
 @pytest.mark.parametrize("case", list(FAILS))
 def test_user_mistake(case, tmp_path, capsys, monkeypatch, request):
     build, must_name = FAILS[case]
-    if case == "checkpoint that is not a checkpoint":
-        # torch's weights-only unpickler raises IndexError on this text; segment.sam._read does
-        # not catch it yet (strict: this starts failing once it does, then remove the marker)
-        request.applymarker(pytest.mark.xfail(strict=True, reason="IndexError escapes segment.sam._read"))
     if case == "demo without the shipped models":
         from dendrosam.segment.detector import DEFAULT_YOLO_PATH
         from dendrosam.segment.sam import DEFAULT_SAM_PATH

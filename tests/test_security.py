@@ -184,8 +184,6 @@ def test_sam_loader_refuses_a_pickle_that_runs_code(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="segment/detector.py: ultralytics unpickles with "
-                   "weights_only=False; set ULTRALYTICS_SAFE_LOAD=1 in segment/_ultralytics.py")  # fmt: skip
 @pytest.mark.timeout(120)
 def test_detector_loader_does_not_run_code_from_the_file(tmp_path):
     from dendrosam.errors import CheckpointError
