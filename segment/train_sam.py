@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from dendrosam.errors import ConfigError, InputError
+from dendrosam.segment.decode import decode_per_prompt
 
 __all__ = ["DataSpec", "TrainSamConfig", "TrainResult", "parse_region", "set_trainable", "training_step",
            "train_sam"]
@@ -119,23 +120,6 @@ def _load_sets(specs):
     return out
 
 
-def _decode_all(decoder, emb, pe, sparse, dense):
-    """All four decoder outputs with one image embedding per prompt: (B, 4, h, w), (B, 4)."""
-    import torch
-
-    tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
-    tokens = torch.cat([tokens.unsqueeze(0).expand(sparse.size(0), -1, -1), sparse], dim=1)
-    src = emb + dense
-    pos = pe.expand(src.shape[0], -1, -1, -1)
-    b, c, h, w = src.shape
-    hs, src = decoder.transformer(src, pos, tokens)
-    up = decoder.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
-    mt = hs[:, 1:1 + decoder.num_mask_tokens, :]
-    hyper = torch.stack([mlp(mt[:, i]) for i, mlp in enumerate(decoder.output_hypernetworks_mlps)], 1)
-    b, c, h, w = up.shape
-    return (hyper @ up.reshape(b, c, h * w)).reshape(b, -1, h, w), decoder.iou_prediction_head(hs[:, 0])
-
-
 def _point_prompts(target, boxes, rng, prob):
     """One positive point in the object, one negative in its box outside it (per sample, w.p. prob)."""
     import torch
@@ -205,7 +189,7 @@ def training_step(model, batch, rng, cfg: TrainSamConfig, step: int):
     if (pts[1] < 0).all():
         pts = None
     sparse, dense = model.prompt_encoder(points=pts, boxes=batch.boxes, masks=None)
-    low, iou = _decode_all(model.mask_decoder, emb, pe, sparse, dense)
+    low, iou = decode_per_prompt(model.mask_decoder, emb, pe, sparse, dense)
     loss, parts, up = _losses(low, iou, batch.masks, focal_w, bce_w, cfg.iou_weight)
     if cfg.correction:
         cpts = _correction_points(up[:, :1].detach(), batch.masks)
@@ -213,7 +197,7 @@ def training_step(model, batch, rng, cfg: TrainSamConfig, step: int):
             cpts = (torch.cat([pts[0], cpts[0]], 1), torch.cat([pts[1], cpts[1]], 1))
         sparse, dense = model.prompt_encoder(points=cpts, boxes=batch.boxes,
                                              masks=low[:, :1].detach())
-        low2, iou2 = _decode_all(model.mask_decoder, emb, pe, sparse, dense)
+        low2, iou2 = decode_per_prompt(model.mask_decoder, emb, pe, sparse, dense)
         loss2, parts2, _ = _losses(low2, iou2, batch.masks, focal_w, bce_w, cfg.iou_weight)
         loss = 0.5 * (loss + loss2)
         parts["train_iou_corrected"] = parts2["train_iou"]
