@@ -207,7 +207,7 @@ def _http_get(port: int, raw_path: str) -> tuple[int, bytes]:
 
 
 def test_static_server_binds_loopback_and_stays_in_its_folder(tmp_path):
-    from dendrosam.viz.view import serve_directory, view
+    from dendrosam.viz.viewer import serve_directory, view
 
     root = tmp_path / "published"
     root.mkdir()
@@ -229,7 +229,7 @@ def test_static_server_binds_loopback_and_stays_in_its_folder(tmp_path):
 
 def test_view_cli_binds_loopback_by_default_and_warns_otherwise():
     from dendrosam.cli import build_parser
-    from dendrosam.viz import view as view_module
+    from dendrosam.viz import viewer as view_module
 
     args = build_parser().parse_args(["view", "some_run"])
     assert args.bind == "127.0.0.1"

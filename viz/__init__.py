@@ -9,8 +9,8 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "publish": "publish", "PublishResult": "publish",
-    "view": "view", "ViewerHandle": "view",
+    "publish": "publishing", "PublishResult": "publishing",
+    "view": "viewer", "ViewerHandle": "viewer",
     "RunData": "rundata", "load_run_data": "rundata",
     "build_state": "state", "state_url": "state",
     "write_figures": "figures", "write_report": "report", "ReportPaths": "report",

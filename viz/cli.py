@@ -9,7 +9,7 @@ __all__ = ["register"]
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from dendrosam.viz.publish import publish
+    from dendrosam.viz.publishing import publish
 
     dest = args.precomputed or str(Path(args.out) / "neuroglancer")
     res = publish(args.out, dest, mesh=not args.no_mesh, overwrite=args.overwrite, ome_zarr=args.ome_zarr)
@@ -21,7 +21,7 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def _view(args: argparse.Namespace) -> int:
-    from dendrosam.viz.view import view
+    from dendrosam.viz.viewer import view
 
     view(args.out, port=args.port, bind=args.bind, open_browser=args.open, block=True,
          public_url=args.public_url, layout=args.layout)

@@ -10,7 +10,7 @@ import pytest
 from cloudvolume import CloudVolume
 
 from dendrosam.errors import InputError, OutputError, VoxelSizeError
-from dendrosam.viz.publish import publish
+from dendrosam.viz.publishing import publish
 from dendrosam.viz.pyramid import downsample_mean, downsample_mode, pyramid_factors
 
 

@@ -10,9 +10,9 @@ import urllib.request
 import pytest
 
 from dendrosam.errors import InputError
-from dendrosam.viz.publish import publish
+from dendrosam.viz.publishing import publish
 from dendrosam.viz.state import build_state, rewrite_sources, state_url
-from dendrosam.viz.view import view
+from dendrosam.viz.viewer import view
 
 
 def test_state_centres_view_and_shows_all_objects():

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dendrosam.viz.publish import publish
-from dendrosam.viz.view import view
+from dendrosam.viz.publishing import publish
+from dendrosam.viz.viewer import view
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -18,7 +18,7 @@ from typing import Any
 
 from dendrosam.errors import InputError
 from dendrosam.viz.precomputed import as_cloudpath, get_json
-from dendrosam.viz.publish import MARKER, PublishResult, publish
+from dendrosam.viz.publishing import MARKER, PublishResult, publish
 from dendrosam.viz.state import build_state, rewrite_sources, state_url
 
 __all__ = ["ViewerHandle", "view", "serve_directory", "resolve_published"]
