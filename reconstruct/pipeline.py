@@ -130,14 +130,15 @@ def _segment_block(images: np.ndarray, gt: np.ndarray | None, s: SegmentSettings
     if s.method == "threshold":
         labels = _threshold_block(images, s)
         return labels, _threshold_table(labels, z0)
-    from dendrosam.segment import load_detector, load_sam, segment_slices
+    from dendrosam.segment import SegmentConfig, load_detector, load_sam, segment_slices
 
     device = worker_device(s.device)
     sam = cached(("sam", s.sam, s.sam_type, device), lambda: load_sam(s.sam, s.sam_type, device))
     detector = None
     if s.prompts == "detector":
         detector = cached(("yolo", s.detector, device), lambda: load_detector(s.detector, device))
-    res = segment_slices(images, sam, detector, prompts=s.prompts, gt=gt, progress=False)
+    res = segment_slices(images, sam, detector, prompts=s.prompts, gt=gt, progress=False,
+                         config=SegmentConfig(conf=s.conf, max_det=s.max_det))
     table = res.table.assign(z=res.table["z"] + z0)
     return np.asarray(res.labels, dtype=np.uint32), table
 
