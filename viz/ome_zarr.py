@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from dendrosam.viz.pyramid import downsample_mean, downsample_mode, pyramid_factors
+from dendrosam.viz.pyramid import iter_pyramid_blocks, pyramid_factors
 
 __all__ = ["write_viewer_ome_zarr"]
 
@@ -48,16 +48,8 @@ def _write_pyramid(
         )
         for m, s in enumerate(shapes)
     ]
-    z_per_level = np.cumprod([1] + [f[0] for f in factors])
-    block = int(chunks[0] * z_per_level[-1])
-    down = downsample_mode if seg else downsample_mean
-    for z0 in range(0, shape[0], block):
-        arr = np.asarray(data[z0 : min(z0 + block, shape[0])]).astype(dtype, copy=False)
-        for m, out in enumerate(arrays):
-            if m:
-                arr = down(arr, factors[m - 1])
-            zs = z0 // int(z_per_level[m])
-            out[zs : zs + arr.shape[0]] = arr
+    for m, zs, arr in iter_pyramid_blocks(data, factors, chunks[0], dtype, seg):
+        arrays[m][zs : zs + arr.shape[0]] = arr
     return sizes
 
 

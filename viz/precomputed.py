@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from dendrosam.viz.pyramid import downsample_mean, downsample_mode, pyramid_factors
+from dendrosam.viz.pyramid import iter_pyramid_blocks, pyramid_factors
 
 __all__ = [
     "as_cloudpath",
@@ -117,17 +117,9 @@ def write_precomputed_volume(
     cv.commit_info()
     sizes = [tuple(float(r) for r in reversed(s["resolution"])) for s in cv.info["scales"]]
 
-    z_per_level = np.cumprod([1] + [f[0] for f in factors])
-    block = int(chunk_size[0] * z_per_level[-1])  # aligned to chunks at every level
-    down = downsample_mode if seg else downsample_mean
     vols = [CloudVolume(cloudpath, mip=m, progress=False, fill_missing=True) for m in range(len(sizes))]
-    for z0 in range(0, shape[0], block):
-        arr = np.asarray(data[z0 : min(z0 + block, shape[0])]).astype(dtype, copy=False)
-        for m, vol in enumerate(vols):
-            if m:
-                arr = down(arr, factors[m - 1])
-            zs = z0 // int(z_per_level[m])
-            vol[:, :, zs : zs + arr.shape[0]] = np.ascontiguousarray(arr.transpose(2, 1, 0))
+    for m, zs, arr in iter_pyramid_blocks(data, factors, chunk_size[0], dtype, seg):
+        vols[m][:, :, zs : zs + arr.shape[0]] = np.ascontiguousarray(arr.transpose(2, 1, 0))
     return sizes
 
 

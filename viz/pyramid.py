@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["pyramid_factors", "downsample_mean", "downsample_mode"]
+__all__ = ["pyramid_factors", "downsample_mean", "downsample_mode", "iter_pyramid_blocks"]
 
 
 def pyramid_factors(
@@ -118,3 +118,22 @@ def downsample_mode(labels: np.ndarray, factor: tuple[int, int, int]) -> np.ndar
     counts = (b[..., :, None] == b[..., None, :]).sum(axis=-1, dtype=np.uint8)
     pick = counts.argmax(axis=-1)  # first maximum = the largest id among the most frequent
     return np.take_along_axis(b, pick[..., None], axis=-1)[..., 0]
+
+
+def iter_pyramid_blocks(data, factors, chunk_z: int, dtype, seg: bool):
+    """Stream a volume through its pyramid in z-blocks aligned to chunks at every level.
+
+    Yields ``(level, z_start, block)`` with ``block`` the (z, y, x) data of that level starting at
+    section ``z_start``; level 0 is ``data`` itself, level m+1 is level m downsampled by
+    ``factors[m]`` (mode for segmentations, mean for images). Only one z-block of level 0 is in
+    memory at a time.
+    """
+    z_per_level = np.cumprod([1] + [f[0] for f in factors])
+    block = int(chunk_z * z_per_level[-1])
+    down = downsample_mode if seg else downsample_mean
+    for z0 in range(0, data.shape[0], block):
+        arr = np.asarray(data[z0 : min(z0 + block, data.shape[0])]).astype(dtype, copy=False)
+        for m in range(len(factors) + 1):
+            if m:
+                arr = down(arr, factors[m - 1])
+            yield m, z0 // int(z_per_level[m]), arr
