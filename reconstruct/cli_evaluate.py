@@ -7,6 +7,8 @@ import json
 import math
 from typing import Any
 
+from dendrosam.reconstruct.cli_io import add_voxel_size_argument, voxel_size_from_args
+
 __all__ = ["register", "run_evaluate", "format_table", "parse_roi"]
 
 
@@ -25,10 +27,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--gt", required=True, metavar="GT", help="ground-truth labels (any format open_volume reads; 0 = background)")
     p.add_argument("--seg", required=True, metavar="SEG", help="segmentation to score, same shape as GT")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object")
-    p.add_argument(
-        "--voxel-size", nargs=3, type=float, metavar=("Z", "Y", "X"),
-        help="voxel size in nm (default: from the GT file's metadata)",
-    )
+    add_voxel_size_argument(p)
     p.add_argument(
         "--per-section", action="store_true",
         help="score every section on its own (2D label stacks with per-section ids) and report the mean",
@@ -107,8 +106,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--worst must be >= 0, got {args.worst}")
     if args.tolerance is not None and not (math.isfinite(args.tolerance) and args.tolerance > 0):
         raise ConfigError(f"--tolerance must be a positive number of nm, got {args.tolerance}")
-    gt_vol = open_labels(args.gt, voxel_size=args.voxel_size, allow_2d=True)
-    seg_vol = open_labels(args.seg, voxel_size=args.voxel_size or gt_vol.voxel_size, allow_2d=True)
+    voxel_size = voxel_size_from_args(args)
+    gt_vol = open_labels(args.gt, voxel_size=voxel_size, allow_2d=True)
+    seg_vol = open_labels(args.seg, voxel_size=voxel_size or gt_vol.voxel_size, allow_2d=True)
     if tuple(gt_vol.shape) != tuple(seg_vol.shape):
         raise LabelError(
             f"--seg {args.seg} has shape {tuple(seg_vol.shape)} but --gt {args.gt} has shape "

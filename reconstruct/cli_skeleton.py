@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from dendrosam.reconstruct.cli_io import add_voxel_size_argument, voxel_size_from_args
+
 __all__ = ["register", "run_skeletonize"]
 
 
@@ -22,8 +24,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("labels3d", metavar="LABELS3D", help="3D label volume (any format open_volume reads)")
     p.add_argument("--out", required=True, metavar="OUT", help="output folder")
-    p.add_argument("--voxel-size", nargs=3, type=float, metavar=("Z", "Y", "X"),
-                   help="voxel size in nm (default: from the file's metadata)")
+    add_voxel_size_argument(p)
     p.add_argument("--scale", type=float, default=None, metavar="S",
                    help="TEASAR invalidation scale (default 2.0)")
     p.add_argument("--const", type=float, default=None, metavar="C",
@@ -55,7 +56,7 @@ def run_skeletonize(args: argparse.Namespace) -> int:
     from dendrosam.reconstruct.spines import spines_table
 
     log = logging.getLogger("dendrosam.skeletonize")
-    volume = open_labels(args.labels3d, voxel_size=args.voxel_size)
+    volume = open_labels(args.labels3d, voxel_size=voxel_size_from_args(args))
     voxel_size = tuple(float(v) for v in volume.voxel_size)
     labels = np.asarray(volume.read(0, volume.shape[0]))
     out = Path(args.out)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from dendrosam.reconstruct.cli_io import add_voxel_size_argument, voxel_size_from_args
+
 __all__ = ["register", "run_track"]
 
 
@@ -22,8 +24,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("labels2d", metavar="LABELS2D", help="2D label stack (any format open_volume reads)")
     p.add_argument("--out", required=True, metavar="OUT", help="output OME-Zarr folder (new)")
-    p.add_argument("--voxel-size", nargs=3, type=float, metavar=("Z", "Y", "X"),
-                   help="voxel size in nm (default: from the file's metadata)")
+    add_voxel_size_argument(p)
     p.add_argument("--gap", type=int, default=1, metavar="N",
                    help="bridge up to N missing sections (default 1; 0 = neighbours only)")
     p.add_argument("--min-z-extent", type=int, default=1, metavar="N",
@@ -69,7 +70,7 @@ def run_track(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise OutputError(f"{out}: already exists; pass --overwrite to replace it")
-    volume = open_labels(args.labels2d, args.voxel_size)
+    volume = open_labels(args.labels2d, voxel_size_from_args(args))
     config = TrackConfig(gap=args.gap, min_z_extent=args.min_z_extent,
                          drop_short=args.min_z_extent > 1, align=not args.no_align)
     ny, nx_ = volume.shape[1:]
