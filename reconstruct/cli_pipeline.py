@@ -46,6 +46,8 @@ def register(subparsers: Any) -> None:
         "against its ground truth and NeuroProof's watershed baseline, write the report and publish.",
     )
     d.add_argument("--out", default="demo_out", help="run folder (default demo_out)")
+    d.add_argument("--view", action="store_true",
+                   help="afterwards open the result in a local Neuroglancer viewer (prints its URL; Ctrl-C ends)")
     d.add_argument("--workers", type=int, default=0, metavar="N", help="Dask workers (default serial)")
     d.add_argument("--no-progress", action="store_true", help="no progress bars")
     d.set_defaults(func=demo_command)
@@ -130,5 +132,10 @@ def demo_command(args: argparse.Namespace) -> int:
     print(f"\nlabels:   {out / 'volume.ome.zarr'} (labels/labels3d, labels/labels2d)")
     print(f"graphs:   {out / 'skeletons'} (graphs.json, GraphML, SWC); tables: {out / 'tables'}")
     print(f"report:   {out / 'report.html'}")
-    print(f"view it:  dendrosam view {out}")
+    if not args.view:
+        print(f"view it:  dendrosam view {out}   (or dendrosam demo --view)")
+        return 0
+    from dendrosam.viz import view
+
+    view(out, block=True)
     return 0

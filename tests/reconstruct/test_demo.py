@@ -1,0 +1,34 @@
+"""`dendrosam demo`: the README's first command, end to end on the bundled real crop."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dendrosam.cli import main
+from dendrosam.segment.detector import DEFAULT_YOLO_PATH
+from dendrosam.segment.sam import DEFAULT_SAM_PATH
+
+pytestmark = pytest.mark.skipif(
+    not (DEFAULT_SAM_PATH.is_file() and DEFAULT_YOLO_PATH.is_file()), reason="shipped models not installed"
+)
+
+
+def test_demo_runs_the_whole_pipeline_and_compares_with_the_baseline(tmp_path, capsys, monkeypatch):
+    opened = []
+    monkeypatch.setattr("dendrosam.viz.view", lambda out, block=True: opened.append((out, block)))
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--no-progress", "--view"]) == 0
+    printed = capsys.readouterr().out
+    assert "dendrosam (shipped models)" in printed and "NeuroProof watershed" in printed
+    # the baseline row is the bundled watershed scored against the bundled GT (held-out medulla half)
+    assert "NeuroProof watershed             2.130     0.288   0.293" in printed
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "complete" and run["shape"] == [32, 250, 125]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"voi_split", "voi_merge", "arand", "mSA", "SA50", "F1"} <= set(metrics)
+    for part in ("report.html", "precomputed/segmentation/info", "skeletons/graphs.json",
+                 "tables/morphometrics.csv", "volume.ome.zarr/labels/labels3d"):
+        assert (out / part).exists(), part
+    assert opened == [(out, True)]
