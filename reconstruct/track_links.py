@@ -74,6 +74,7 @@ def pair_links(
     free_b: np.ndarray | None = None,
     contain_fraction: float = 0.5,
     min_overlap: int = 1,
+    gap_min_score: float = 0.0,
 ) -> PairLinks:
     """Classify the overlaps between two sections.
 
@@ -91,6 +92,9 @@ def pair_links(
         A one-sided link needs ``overlap / size_child >= contain_fraction``.
     min_overlap : int
         Pairs overlapping by fewer pixels are ignored.
+    gap_min_score : float
+        Gap pairs link only with IoU at least this (a bridge skips a section, so it needs
+        stronger evidence than a neighbour link).
 
     Returns
     -------
@@ -104,8 +108,9 @@ def pair_links(
     best_a = _best_of(ia, count, ib)
     best_b = _best_of(ib, count, ia)
     mutual = best_a & best_b
+    iou = count / (a.size[ia] + b.size[ib] - count)
     if free_a is not None:
-        keep = mutual & free_a[ia] & free_b[ib]
+        keep = mutual & free_a[ia] & free_b[ib] & (iou >= gap_min_score)
         contained = np.zeros_like(keep)
     else:
         keep = mutual.copy()
@@ -113,7 +118,6 @@ def pair_links(
         child_frac = np.where(best_b, frac_b, frac_a)
         contained = (best_a ^ best_b) & (child_frac >= contain_fraction)
         keep |= contained
-    iou = count / (a.size[ia] + b.size[ib] - count)
     kind = np.where(mutual, KIND_MUTUAL, KIND_CONTAINED).astype(np.int8)
     score = np.where(mutual, iou, np.maximum(frac_a, frac_b) * np.minimum(frac_a, frac_b) ** 0.5)
     # parent = the side this link is not the best of (the larger side for mutual links)

@@ -150,6 +150,7 @@ def scan_sections(labels2d: Any, z0: int, z1: int, config: Any) -> ScanResult:
                 free_b=free_bwd if gap_pair else None,
                 contain_fraction=config.contain_fraction,
                 min_overlap=config.min_overlap,
+                gap_min_score=config.gap_min_score,
             )
             mutual = links.kind == KIND_MUTUAL
             free_fwd[za][links.ia[mutual]] = False

@@ -111,6 +111,22 @@ def test_missing_section_bridged_by_gap():
     assert split.n_objects == 4
 
 
+@pytest.mark.parametrize("dx, iou, linked", [(5, 50 / 150, True), (7, 30 / 170, False)])
+def test_gap_link_needs_gap_min_score(dx, iou, linked):
+    """A 10 x 10 square, a missing section, the square moved by dx: IoU 1/3 links, 0.18 not."""
+    stack = np.zeros((3, 32, 32), np.uint16)
+    stack[0, 10:20, 10:20] = 4
+    stack[2, 10:20, 10 + dx:20 + dx] = 9
+    config = TrackConfig(align=False, gap_min_score=0.3)
+    result = track(stack, config=config)
+    assert result.n_objects == (1 if linked else 2)
+    if linked:
+        np.testing.assert_allclose(result.edges["score"], [iou])
+        assert result.graph.edges[(0, 4), (2, 9)]["dz"] == 2
+    # without the floor, any mutual gap overlap links
+    assert track(stack, config=TrackConfig(align=False, gap_min_score=0.0)).n_objects == 1
+
+
 def test_two_missing_sections_need_gap_two():
     gt = tubes(9, SHAPE, [straight(range(9), 20, 20)])
     gt[3:5] = 0
