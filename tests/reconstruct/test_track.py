@@ -43,6 +43,20 @@ def test_section_objects_tables():
     np.testing.assert_array_equal(np.c_[ia, ib, count], [[0, 0, 4]])
 
 
+def test_section_tables_cc3d_equal_numpy_path():
+    from dendrosam.reconstruct.overlap import _tables_numpy
+
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 40, (30, 50)).astype(np.uint32) * 7  # 39 objects, scattered pixels
+    objs = section_objects(img)
+    size, centroid, bbox = _tables_numpy(objs.dense, objs.n)
+    np.testing.assert_array_equal(objs.size, size)
+    np.testing.assert_allclose(objs.centroid, centroid, rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(objs.bbox, bbox)
+    empty = section_objects(np.zeros((5, 5), np.uint8))
+    assert empty.size.shape == (0,) and empty.centroid.shape == (0, 2) and empty.bbox.shape == (0, 4)
+
+
 def test_contingency_sparse_path_equals_dense_path():
     rng = np.random.default_rng(5)
     a = rng.integers(0, 3000, (40, 40)).astype(np.uint32)  # 3000 x 3000 > 4 * pixels: sparse
