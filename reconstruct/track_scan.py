@@ -5,6 +5,8 @@ memory, so its memory use does not depend on the depth of the stack, and it can 
 z-block: a block ``[z0, z1)`` reads ``gap + 1`` sections before ``z0`` as context and reports only
 the objects of ``[z0, z1)`` and the pairs whose later section lies in ``[z0, z1)``; the
 concatenation of the blocks' outputs equals the output of one pass over the whole stack.
+Gap pairs reuse the measured neighbour shifts (their sum) instead of estimating their own,
+unless a section in between has no objects (a missing section: then they are estimated).
 """
 
 from __future__ import annotations
@@ -131,6 +133,7 @@ def scan_sections(labels2d: Any, z0: int, z1: int, config: Any) -> ScanResult:
     }
     ov_cols: dict[str, list[np.ndarray]] = {k: [] for k in ("za", "ia", "zb", "ib", "count")}
     pair_shift = np.zeros((z1 - z0, 2), dtype=np.int64)
+    step: dict[int, tuple[int, int] | None] = {}  # z -> shift of pair (z - 1, z); None: unknown
     for z in range(start, z1):
         b = section_objects(read_section(labels2d, z))
         if window and b.dense.shape != window[-1][1].dense.shape:
@@ -143,7 +146,14 @@ def scan_sections(labels2d: Any, z0: int, z1: int, config: Any) -> ScanResult:
             gap_pair = d > 1
             if gap_pair and not (free_fwd[za].any() and free_bwd.any()):
                 continue  # nothing left to bridge: no pixel work
-            shift, table = _align_pair(a, b, config)
+            steps = [step.get(zz) for zz in range(za + 1, z + 1)] if gap_pair else [None]
+            if None in steps:
+                shift, table = _align_pair(a, b, config)
+            else:  # a bridge over objects' sections: the measured steps compose
+                shift = (sum(s[0] for s in steps), sum(s[1] for s in steps))
+                table = contingency(a.dense, shift_image(b.dense, *shift) if any(shift) else b.dense)
+            if d == 1:
+                step[z] = shift if a.n and b.n else None
             links: PairLinks = pair_links(
                 a, b, za, z, table,
                 free_a=free_fwd[za] if gap_pair else None,
@@ -178,6 +188,7 @@ def scan_sections(labels2d: Any, z0: int, z1: int, config: Any) -> ScanResult:
                 node_cols[key].append(val)
         window.append((z, b))
         free_fwd.pop(z - gap - 1, None)
+        step.pop(z - gap, None)
     nodes = {k: _cat(v, 2 if k == "bbox" else 1) for k, v in node_cols.items()}
     links_out = {k: _cat(v, 1) for k, v in link_cols.items()}
     overlaps = {k: _cat(v, 1).astype(np.int64) for k, v in ov_cols.items()}
