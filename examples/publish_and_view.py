@@ -1,11 +1,13 @@
 """Publish a small synthetic reconstruction to Neuroglancer precomputed and open the viewer.
 
-Run:  python examples/publish_and_view.py [DEST]   (Ctrl-C stops the viewer)
+Run:  python examples/publish_and_view.py [--out DEST]   (Ctrl-C stops the viewer)
+      python examples/publish_and_view.py --tiny --out DEST   (publish, start the viewer, print its URL, stop)
+A real run folder is published the same way: ``dendrosam publish OUT`` then ``dendrosam view OUT``.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 import tempfile
 
 import networkx as nx
@@ -36,8 +38,14 @@ def synthetic_dendrites(shape=(32, 256, 256), voxel_size=(40.0, 10.0, 10.0), see
 
 
 if __name__ == "__main__":
-    dest = sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp(suffix="-precomputed")
-    image, labels, graphs, vs = synthetic_dendrites()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=None, help="destination folder (default: a new temporary folder)")
+    parser.add_argument("--tiny", action="store_true", help="small volume; do not keep the viewer running")
+    args = parser.parse_args()
+    dest = args.out or tempfile.mkdtemp(suffix="-precomputed")
+    shape = (8, 64, 64) if args.tiny else (32, 256, 256)
+    image, labels, graphs, vs = synthetic_dendrites(shape=shape)
     result = publish(None, dest, image=image, labels=labels, skeletons=graphs, voxel_size=vs)
     print(f"published {len(result.segment_ids)} objects to {result.dest}")
-    view(result, block=True)
+    handle = view(result, block=not args.tiny)
+    handle.close()
