@@ -596,7 +596,9 @@ def _report_and_publish(store: RunStore, vol: Any, cfg: PipelineConfig, parts: d
         from dendrosam.viz import publish as publish_layers
 
         t0 = time.perf_counter()
-        publish_layers(data, store.out / "precomputed", overwrite=True)
+        from dendrosam.viz.rundata import PRECOMPUTED_DIR
+
+        publish_layers(data, store.out / PRECOMPUTED_DIR, overwrite=True)
         timings["publish"] = time.perf_counter() - t0
 
 

@@ -11,7 +11,9 @@ __all__ = ["register"]
 def _publish(args: argparse.Namespace) -> int:
     from dendrosam.viz.publishing import publish
 
-    dest = args.precomputed or str(Path(args.out) / "neuroglancer")
+    from dendrosam.viz.rundata import PRECOMPUTED_DIR
+
+    dest = args.precomputed or str(Path(args.out) / PRECOMPUTED_DIR)
     res = publish(args.out, dest, mesh=not args.no_mesh, overwrite=args.overwrite, ome_zarr=args.ome_zarr)
     print(f"precomputed: {res.dest} ({len(res.segment_ids)} objects, {res.n_meshes} meshes, "
           f"{res.n_skeletons} skeletons{'; already complete: ' + ', '.join(res.skipped) if res.skipped else ''})")
@@ -45,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "as Neuroglancer precomputed layers (resumable, idempotent).")
     p.add_argument("out", metavar="OUT", help="run folder written by `dendrosam run`")
     p.add_argument("--precomputed", metavar="DIR",
-                   help="destination folder or gs://, s3:// URL (default OUT/neuroglancer)")
+                   help="destination folder or gs://, s3:// URL (default OUT/precomputed)")
     p.add_argument("--ome-zarr", metavar="DIR", help="also write an OME-Zarr copy there")
     p.add_argument("--no-mesh", action="store_true", help="skip meshing")
     p.add_argument("--overwrite", action="store_true", help="replace a destination holding another dataset")

@@ -26,6 +26,9 @@ from dendrosam.errors import FormatError, InputError, VoxelSizeError
 
 log = logging.getLogger(__name__)
 
+#: Sub-folder of a run folder that holds its Neuroglancer precomputed layers.
+PRECOMPUTED_DIR = "precomputed"
+
 __all__ = ["RunData", "load_run_data", "as_run_data"]
 
 _UNIT_TO_NM = {"nanometer": 1.0, "nm": 1.0, "micrometer": 1e3, "um": 1e3, "angstrom": 0.1, None: 1.0}

@@ -115,7 +115,7 @@ class ViewerHandle:
 def resolve_published(source: Any) -> tuple[str, Path]:
     """Return (precomputed cloudpath, folder for state files) for a run folder or published data.
 
-    A run folder is published first (into ``OUT/neuroglancer``; a no-op when already complete).
+    A run folder is published first (into ``OUT/precomputed``; a no-op when already complete).
     """
     if isinstance(source, PublishResult):
         root = source.dest
@@ -126,7 +126,10 @@ def resolve_published(source: Any) -> tuple[str, Path]:
         elif (path / MARKER).is_file() or (path / "image" / "info").is_file() or (path / "segmentation" / "info").is_file():
             root = as_cloudpath(path)
         elif path.is_dir():
-            root = publish(path, path / "neuroglancer").dest
+            from dendrosam.viz.rundata import PRECOMPUTED_DIR
+
+            # a finished publish of the run is reused as it is (publish skips complete layers)
+            root = publish(path, path / PRECOMPUTED_DIR).dest
         else:
             raise InputError(f"{source}: neither a run folder nor a published precomputed folder")
     local = Path(root[len("file://"):]) if root.startswith("file://") else Path.cwd()

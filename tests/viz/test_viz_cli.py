@@ -45,7 +45,7 @@ def test_load_run_data_reads_every_part(run_folder, synthetic):
 def test_publish_and_report_commands(run_folder, capsys):
     assert main(["publish", str(run_folder)]) == 0
     assert "3 objects, 3 meshes, 2 skeletons" in capsys.readouterr().out
-    assert (run_folder / "neuroglancer" / ".complete").is_file()
+    assert (run_folder / "precomputed" / ".complete").is_file()
     assert main(["publish", str(run_folder)]) == 0  # idempotent
     assert "already complete: image, segmentation" in capsys.readouterr().out
     assert main(["report", str(run_folder)]) == 0
