@@ -127,6 +127,10 @@ def _threshold_table(labels: np.ndarray, z0: int) -> Any:
 
 
 def _segment_block(images: np.ndarray, gt: np.ndarray | None, s: SegmentSettings, z0: int) -> tuple:
+    from dendrosam.reconstruct.volume import check_section
+
+    for i, section in enumerate(images):  # NaN/inf, constant or empty sections: a warning, not a stop
+        check_section(section, z0 + i)
     if s.method == "threshold":
         labels = _threshold_block(images, s)
         return labels, _threshold_table(labels, z0)

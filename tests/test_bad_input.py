@@ -7,6 +7,8 @@ Run with ``-s`` to print the "case -> message" table used in the docs.
 
 from __future__ import annotations
 
+import warnings
+
 import errno
 import pickle
 from collections.abc import Callable
@@ -284,15 +286,27 @@ ACCEPTED = {
     "float32 stack": lambda: stack(np.float32) / 7.0,
     "a constant section": lambda: np.concatenate([stack()[:3], np.full((1, 32, 32), 7, np.uint8)]),
     "an all-zero stack": lambda: np.zeros((4, 32, 32), np.uint8),
+    "NaN and inf pixels": lambda: np.where(np.arange(32) % 5 == 0, np.nan, stack(np.float32)).astype(np.float32),
+}
+
+ACCEPTED_WARNING = {
+    "a constant section": "section 3",
+    "NaN and inf pixels": "NaN",
 }
 
 
 @pytest.mark.parametrize("case", list(ACCEPTED))
 def test_accepted_inputs_succeed(case, tmp_path, capsys):
     argv = ["run", str(tif(tmp_path / "s.tif", ACCEPTED[case]())), "--out", str(tmp_path / "o"), *VS, *FAST]
-    assert main(argv) == 0
-    assert "Traceback" not in capsys.readouterr().err
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
     assert '"complete"' in (tmp_path / "o" / "run.json").read_text()
+    if case in ACCEPTED_WARNING:  # one "dendrosam: warning:" line naming the problem
+        lines = [ln for ln in err.splitlines() if ln.startswith("dendrosam: warning:")]
+        assert any(ACCEPTED_WARNING[case] in ln for ln in lines), err
 
 
 def test_zz_print_table():
