@@ -44,7 +44,7 @@ _LAZY: dict[str, str] = {
     "TrackResult": "dendrosam.reconstruct.tracking",
     # skeletons, morphometrics, spines, contacts, exports
     "skeletonize": "dendrosam.reconstruct.skeleton",
-    "skeletonize_blocks": "dendrosam.reconstruct.skeleton",
+    "skeletonize_blocks": "dendrosam.reconstruct.skeleton_chunks",
     "SkeletonConfig": "dendrosam.reconstruct.skeleton",
     "morphometrics": "dendrosam.reconstruct.morphometry",
     "detect_spines": "dendrosam.reconstruct.spines",

@@ -52,7 +52,8 @@ def run_skeletonize(args: argparse.Namespace) -> int:
     from dendrosam.reconstruct.export import write_contacts, write_skeletons, write_table
     from dendrosam.reconstruct.io import open_labels
     from dendrosam.reconstruct.morphometry import morphometrics
-    from dendrosam.reconstruct.skeleton import SkeletonConfig, skeletonize, skeletonize_blocks
+    from dendrosam.reconstruct.skeleton import SkeletonConfig, skeletonize
+    from dendrosam.reconstruct.skeleton_chunks import skeletonize_blocks
     from dendrosam.reconstruct.spines import spines_table
 
     log = logging.getLogger("dendrosam.skeletonize")

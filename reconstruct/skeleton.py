@@ -2,7 +2,8 @@
 
 :func:`skeletonize` runs kimimaro on a whole volume; :mod:`dendrosam.reconstruct.skeleton_chunks`
 runs the same per object crop (:func:`~dendrosam.reconstruct.skeleton_chunks.skeletonize_objects`,
-exactly equal) or per block with a halo (:func:`skeletonize_blocks`, for objects larger than a
+exactly equal) or per block with a halo
+(:func:`~dendrosam.reconstruct.skeleton_chunks.skeletonize_blocks`, for objects larger than a
 crop). All return ``{label: networkx.Graph}`` with the stable graph format every later stage relies on:
 
 * node attributes ``pos`` -- (z, y, x) position in nm (tuple of floats) and ``radius`` -- distance
@@ -35,7 +36,6 @@ from dendrosam.errors import ConfigError, LabelError, VoxelSizeError
 __all__ = [
     "SkeletonConfig",
     "skeletonize",
-    "skeletonize_blocks",
     "skeleton_to_graph",
     "smooth_graph",
     "unbranched_paths",
@@ -201,24 +201,6 @@ def skeletonize(
         for label, skel in sorted(raw.items())
         if len(skel.vertices)
     }
-
-
-def skeletonize_blocks(
-    labels3d: np.ndarray,
-    voxel_size: Sequence[float],
-    block_shape: Sequence[int],
-    config: SkeletonConfig = SkeletonConfig(),
-    object_ids: Iterable[int] | None = None,
-    **options: float,
-) -> dict[int, nx.Graph]:
-    """Skeletonize block by block with a halo and fuse the pieces of each object.
-
-    See :func:`dendrosam.reconstruct.skeleton_chunks.skeletonize_blocks` (``options``:
-    ``max_radius_nm``, ``halo_nm``, ``join_distance_nm``).
-    """
-    from dendrosam.reconstruct.skeleton_chunks import skeletonize_blocks as blocks
-
-    return blocks(labels3d, voxel_size, block_shape, config, object_ids, **options)
 
 
 def skeleton_to_graph(skel, label: int, voxel_size: Sequence[float], source: str = "kimimaro") -> nx.Graph:

@@ -22,7 +22,8 @@ def test_bench_skeleton(shared_data):
     import tifffile
 
     from dendrosam.reconstruct.morphometry import morphometrics
-    from dendrosam.reconstruct.skeleton import SkeletonConfig, skeletonize, skeletonize_blocks
+    from dendrosam.reconstruct.skeleton import SkeletonConfig, skeletonize
+    from dendrosam.reconstruct.skeleton_chunks import skeletonize_blocks
     from dendrosam.reconstruct.skeleton_chunks import skeletonize_objects
 
     path = shared_data / "pinky40_seg" / "segmentation.ome.tif"

@@ -10,10 +10,10 @@ from dendrosam.errors import ConfigError, LabelError, VoxelSizeError
 from dendrosam.reconstruct.skeleton import (
     SkeletonConfig,
     skeletonize,
-    skeletonize_blocks,
     smooth_graph,
     unbranched_paths,
 )
+from dendrosam.reconstruct.skeleton_chunks import skeletonize_blocks
 
 VS = (40.0, 15.0, 15.0)  # serial-section geometry: 40 nm sections, 15 nm pixels
 
