@@ -18,24 +18,30 @@ class MetricsLog:
 
     def __init__(self, csv_path: Path, jsonl_path: Path) -> None:
         self.csv_path, self.jsonl_path = Path(csv_path), Path(jsonl_path)
+        self._cols: list[str] | None = None  # the CSV header, read once
 
     def reset(self) -> None:
         """Start empty logs (a fresh run)."""
         for p in (self.csv_path, self.jsonl_path):
             p.unlink(missing_ok=True)
+        self._cols = None
 
     def write(self, row: dict[str, Any]) -> None:
-        """Append a row to both logs."""
+        """Append a row to both logs (constant time per row; a new column rewrites the CSV once)."""
         with open(self.jsonl_path, "a") as f:
             f.write(json.dumps(row) + "\n")
-        rows = self.rows()
-        cols = list(dict.fromkeys(k for r in rows for k in r))
-        if self.csv_path.exists() and cols == self._header():
+        if self._cols is None:
+            self._cols = self._header() if self.csv_path.exists() else []
+        if self._cols and all(k in self._cols for k in row):
             with open(self.csv_path, "a", newline="") as f:
-                csv.DictWriter(f, cols).writerow(row)
+                csv.DictWriter(f, self._cols).writerow(row)
             return
-        with open(self.csv_path, "w", newline="") as f:  # new column: rewrite once
-            w = csv.DictWriter(f, cols)
+        self._rewrite_csv(self.rows())
+
+    def _rewrite_csv(self, rows: list[dict[str, Any]]) -> None:
+        self._cols = list(dict.fromkeys(k for r in rows for k in r))
+        with open(self.csv_path, "w", newline="") as f:
+            w = csv.DictWriter(f, self._cols)
             w.writeheader()
             w.writerows(rows)
 
@@ -52,9 +58,9 @@ class MetricsLog:
     def truncate(self, step: int) -> None:
         """Drop rows after ``step`` (a resumed run repeats nothing)."""
         rows = [r for r in self.rows() if r.get("step", 0) <= step]
-        self.reset()
-        for r in rows:
-            self.write(r)
+        with open(self.jsonl_path, "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in rows)
+        self._rewrite_csv(rows)
 
 
 def portable_card(obj: Any) -> Any:
