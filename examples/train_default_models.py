@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def sam_config(data: Path, work: Path, steps: int, command: str):
+def sam_config(data: Path, work: Path, steps: int, command: str, patience: int = 12):
     """The exact SAM training configuration of the shipped model."""
     from dendrosam.segment.train_sam import DataSpec, TrainSamConfig
 
@@ -45,7 +45,7 @@ def sam_config(data: Path, work: Path, steps: int, command: str):
     return TrainSamConfig(
         train_data=train, val_data=val, work_dir=str(work / "sam_default"), arch="tiny_zoom",
         train="all", steps=steps, batch_size=8, lr=1e-3, warmup=100, val_every=250,
-        val_sections=8, checkpoint_every=50, patience=12, seed=0, threads=1, command=command,
+        val_sections=8, checkpoint_every=50, patience=patience, seed=0, threads=1, command=command,
         extra_card={"data_licences": "medulla: Janelia FlyEM NeuroProof examples (CC-BY); ISBI 2012: "
                     "Cardona et al. 2010 (non-commercial); gala: (c) 2012 HHMI, BSD-style"},
     )
@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="folder holding medulla_fib/, isbi2012_sstem/, gala_fib/")
     p.add_argument("--work", type=Path, default=REPO / "train_runs")
     p.add_argument("--sam-steps", type=int, default=8500)
+    p.add_argument("--sam-patience", type=int, default=12,
+                   help="validation checks without improvement before SAM training stops")
     p.add_argument("--only", choices=("sam", "yolo", "both"), default="both")
     p.add_argument("--resume", action="store_true")
     args = p.parse_args(argv)
@@ -66,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in ("sam", "both"):
         from dendrosam.segment.train_sam import train_sam
 
-        res = train_sam(sam_config(args.data, args.work, args.sam_steps, command), resume=args.resume)
+        res = train_sam(sam_config(args.data, args.work, args.sam_steps, command, args.sam_patience),
+                        resume=args.resume)
         shutil.copyfile(res.checkpoint, models / "dendrosam_sam_default.pt")
         shutil.copyfile(res.checkpoint.with_name("best.card.json"), models / "dendrosam_sam_default.card.json")
         shutil.copyfile(res.log_csv, models / "dendrosam_sam_default.train_log.csv")

@@ -123,7 +123,7 @@ def _threshold_table(labels: np.ndarray, z0: int) -> Any:
             if sl is not None:
                 rows.append((z0 + i, j + 1, sl[1].start, sl[0].start, sl[1].stop, sl[0].stop))
     table = pd.DataFrame(rows, columns=["z", "id", "x0", "y0", "x1", "y1"])
-    return table.assign(score=np.nan, detector_score=np.nan, source="threshold")
+    return table.assign(score=np.nan, stability=np.nan, detector_score=np.nan, source="threshold")
 
 
 def _segment_block(images: np.ndarray, gt: np.ndarray | None, s: SegmentSettings, z0: int) -> tuple:

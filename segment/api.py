@@ -13,7 +13,7 @@ from dendrosam.errors import ConfigError, InputError
 __all__ = ["SegmentConfig", "SegmentationResult", "segment_slices", "PROMPT_MODES"]
 
 PROMPT_MODES = ("detector", "gt-boxes", "gt-points")
-TABLE_COLUMNS = ["z", "id", "x0", "y0", "x1", "y1", "score", "detector_score", "source"]
+TABLE_COLUMNS = ["z", "id", "x0", "y0", "x1", "y1", "score", "stability", "detector_score", "source"]
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,8 @@ class SegmentationResult:
         the GT object that prompted it; in ``detector`` mode, the box's rank + 1.
     table : pandas.DataFrame
         One row per prompt: ``z``, ``id`` (label in ``labels``, 0 when the mask was dropped),
-        the prompt box ``x0 y0 x1 y1``, SAM ``score``, ``detector_score`` (NaN for GT prompts)
+        the prompt box ``x0 y0 x1 y1``, SAM ``score`` (predicted IoU), ``stability`` (stability
+        score), ``detector_score`` (NaN for GT prompts)
         and ``source``.
     """
 
@@ -183,6 +184,6 @@ def segment_slices(
         ext = prompt_extents(boxes, pts, len(ids))
         for k in range(len(ids)):
             rows.append((z, int(ids[k]) if kept[k] else 0, *map(float, ext[k]),
-                         float(pm.scores[k]), float(det_scores[k]), prompts))
+                         float(pm.scores[k]), float(pm.stability[k]), float(det_scores[k]), prompts))
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     return SegmentationResult(labels=labels, table=table)

@@ -27,7 +27,7 @@ def _sam_config(args):
     from dendrosam.segment.train_sam import TrainSamConfig
 
     return TrainSamConfig(
-        train_data=_pairs(args.data, "--data"), val_data=_pairs(args.val, "--val"),
+        train_data=_pairs(getattr(args, "data", None), "--data"), val_data=_pairs(args.val, "--val"),
         work_dir=args.work, arch=args.arch, init=args.init, train=args.train,
         lora_rank=args.lora_rank, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
         warmup=args.warmup, correction=not args.no_correction, val_every=args.val_every,
@@ -74,10 +74,16 @@ def _pseudolabel(args) -> int:
     from pathlib import Path
 
     from dendrosam.segment.pseudolabel import PseudoLabelConfig, pseudolabel_rounds
+    from dendrosam.segment.train_detector import DetectorTrainConfig
 
     cfg = _sam_config(args)
+    det_cfg = None
+    if args.retrain_detector:
+        det_cfg = DetectorTrainConfig(epochs=args.detector_epochs, device=args.device, seed=args.seed)
+    pl = PseudoLabelConfig(min_score=args.min_score, min_stability=args.min_stability,
+                           min_area=args.min_area, conf=args.conf)
     lines = pseudolabel_rounds(args.input, args.sam, Path(args.work), args.rounds, cfg, args.detector,
-                               PseudoLabelConfig(min_score=args.min_score, min_area=args.min_area))
+                               pl, region=args.region, detector_config=det_cfg)
     for line in lines:
         print(json.dumps(line))
     return 0
@@ -132,7 +138,14 @@ def register(subparsers) -> None:
     p.add_argument("--sam", required=True, help="starting SAM checkpoint")
     p.add_argument("--detector", help="YOLO weights (default: shipped)")
     p.add_argument("--rounds", type=int, default=1)
-    p.add_argument("--min-score", type=float, default=0.8)
+    p.add_argument("--region", default="", help="part of the input, numpy-style (e.g. ::4 for 40 nm "
+                   "sections of a 10 nm cube)")
+    p.add_argument("--min-score", type=float, default=0.8, help="keep masks with SAM's predicted IoU >= this")
+    p.add_argument("--min-stability", type=float, default=0.85, help="... and stability score >= this")
     p.add_argument("--min-area", type=int, default=20)
+    p.add_argument("--conf", type=float, default=0.25, help="detector score threshold")
+    p.add_argument("--retrain-detector", action="store_true",
+                   help="also fine-tune the detector on each round's pseudo-labels")
+    p.add_argument("--detector-epochs", type=int, default=10)
     _sam_options(p, "pseudolabel_work")
     p.set_defaults(func=_pseudolabel)

@@ -20,7 +20,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["crop_to_bbox", "decode_per_prompt", "select_best", "logits_to_crops"]
+__all__ = ["crop_to_bbox", "decode_per_prompt", "select_best", "logits_to_crops", "stability_score"]
+
+#: Logit offset of the stability score (Segment Anything's ``stability_score_offset``).
+STABILITY_OFFSET = 1.0
 
 
 def crop_to_bbox(
@@ -99,6 +102,38 @@ def select_best(masks: Any, iou: Any, multimask: bool) -> tuple[Any, Any]:
     best = iou.argmax(dim=1)
     rows = torch.arange(masks.shape[0], device=masks.device)
     return masks[rows, best].float(), iou[rows, best].float()
+
+
+def stability_score(logits: Any, threshold: float, offset: float = STABILITY_OFFSET) -> np.ndarray:
+    """How little each mask changes when its logit threshold moves by ``offset`` either way.
+
+    ``|logits > threshold + offset| / |logits > threshold - offset|`` per mask, the stability
+    score of Segment Anything's automatic mask generator (Kirillov et al. 2023): near 1 for a
+    mask with a sharp boundary, low for a hesitant one. Computed on the low-res logits (the
+    decoder's own resolution); an empty mask scores 0.
+
+    Parameters
+    ----------
+    logits : torch.Tensor, shape (N, h, w)
+    threshold : float
+        ``Sam.mask_threshold``.
+    offset : float
+
+    Returns
+    -------
+    ndarray of float32, shape (N,)
+
+    Examples
+    --------
+    >>> import torch
+    >>> lg = torch.tensor([[[3.0, 0.5, -0.5, -3.0]]])
+    >>> stability_score(lg, 0.0).tolist()
+    [0.3333333432674408]
+    """
+    flat = logits.reshape(logits.shape[0], -1).float()
+    inner = (flat > threshold + offset).sum(dim=1).cpu().numpy()
+    outer = (flat > threshold - offset).sum(dim=1).cpu().numpy()
+    return np.where(outer > 0, inner / np.maximum(outer, 1), 0.0).astype(np.float32)
 
 
 def logits_to_crops(

@@ -47,12 +47,15 @@ class PromptedMasks:
         SAM's predicted IoU of the chosen mask.
     shape : (int, int)
         Section shape.
+    stability : ndarray of float32, shape (N,)
+        Stability score of each mask (:func:`dendrosam.segment.decode.stability_score`).
     """
 
     crops: tuple[np.ndarray, ...]
     bboxes: np.ndarray
     scores: np.ndarray
     shape: tuple[int, int]
+    stability: np.ndarray
 
     def __len__(self) -> int:
         return len(self.crops)
@@ -194,19 +197,21 @@ def predict_masks(
     boxes, points, point_labels, n = _validate(boxes, points, point_labels, image.shape)
     shape = (int(image.shape[0]), int(image.shape[1]))
     if n == 0:
-        return PromptedMasks((), np.zeros((0, 4), np.int64), np.zeros(0, np.float32), shape)
+        return PromptedMasks((), np.zeros((0, 4), np.int64), np.zeros(0, np.float32), shape,
+                             np.zeros(0, np.float32))
     u8 = normalize_section(image) if normalize else image.astype(np.uint8, copy=False)
     if sam.arch.zoom_margin is not None:
-        crops, bbs, scores = _predict_zoom(
+        crops, bbs, scores, stab = _predict_zoom(
             sam, u8, boxes, points, point_labels, batch_size, multimask, precision
         )
     else:
-        crops, bbs, scores = _predict_classic(
+        crops, bbs, scores, stab = _predict_classic(
             sam, u8, boxes, points, point_labels, batch_size, multimask, tile_size, halo,
             precision,
         )
     return PromptedMasks(
-        tuple(crops), np.asarray(bbs, np.int64).reshape(-1, 4), np.asarray(scores, np.float32), shape
+        tuple(crops), np.asarray(bbs, np.int64).reshape(-1, 4), np.asarray(scores, np.float32), shape,
+        stab,
     )
 
 
@@ -215,7 +220,7 @@ def _predict_classic(sam, u8, boxes, points, point_labels, batch_size, multimask
     import torch
     from segment_anything.utils.transforms import ResizeLongestSide
 
-    from dendrosam.segment.decode import logits_to_crops, select_best
+    from dendrosam.segment.decode import logits_to_crops, select_best, stability_score
     from dendrosam.segment.device import autocast
     from dendrosam.segment.tiling import route_prompts, tile_windows
 
@@ -232,6 +237,7 @@ def _predict_classic(sam, u8, boxes, points, point_labels, batch_size, multimask
     crops: list = [None] * n
     bbs = np.zeros((n, 4), np.int64)
     scores = np.zeros(n, np.float32)
+    stab = np.zeros(n, np.float32)
     pe = None
     with autocast(device, precision=precision):
         for w_idx in np.unique(assignment):
@@ -269,18 +275,19 @@ def _predict_classic(sam, u8, boxes, points, point_labels, batch_size, multimask
                 )
                 low, sc = select_best(low, iou, multimask)
                 scores[chunk] = sc.cpu().numpy()
+                stab[chunk] = stability_score(low, model.mask_threshold)
                 pieces = logits_to_crops(low, model.mask_threshold, input_size, (h, w),
                                          arch.img_size, origin=(win.y0, win.x0))
                 for i, (crop, bb) in zip(chunk, pieces):
                     crops[i], bbs[i] = crop, bb
-    return crops, bbs, scores
+    return crops, bbs, scores, stab
 
 
 def _predict_zoom(sam, u8, boxes, points, point_labels, batch_size, multimask, precision):
     """One crop per prompt, with the training geometry of :mod:`dendrosam.segment.zoom`."""
     import torch
 
-    from dendrosam.segment.decode import crop_to_bbox, decode_per_prompt, select_best
+    from dendrosam.segment.decode import crop_to_bbox, decode_per_prompt, select_best, stability_score
     from dendrosam.segment.device import autocast
     from dendrosam.segment.zoom import (
         crop_windows, paste_logits, point_windows, to_crop_coords, zoom_windows,
@@ -299,6 +306,7 @@ def _predict_zoom(sam, u8, boxes, points, point_labels, batch_size, multimask, p
     crops: list = [None] * n
     bbs = np.zeros((n, 4), np.int64)
     scores = np.zeros(n, np.float32)
+    stab = np.zeros(n, np.float32)
     with autocast(device, precision=precision):
         for start in range(0, n, batch_size):
             idx = np.arange(start, min(start + batch_size, n))
@@ -318,6 +326,7 @@ def _predict_zoom(sam, u8, boxes, points, point_labels, batch_size, multimask, p
             low, iou = decode_per_prompt(model.mask_decoder, emb, pe, sparse, dense)
             low, sc = select_best(low, iou, multimask)
             scores[idx] = sc.cpu().numpy()
+            stab[idx] = stability_score(low, model.mask_threshold)
             for i, ((y0, x0, y1, x1), lg) in zip(idx, paste_logits(low, wins[idx], u8.shape)):
                 crops[i], bbs[i] = crop_to_bbox((lg > model.mask_threshold).cpu().numpy(), y0, x0)
-    return crops, bbs, scores
+    return crops, bbs, scores, stab

@@ -172,8 +172,9 @@ def _losses(low, iou_pred, target, focal_w, bce_w, iou_w):
     true_iou = mask_iou(up.detach(), tgt)
     iou_term = ((iou_pred - true_iou) ** 2).mean()
     total = mask_term + iou_w * iou_term
-    parts = {"dice": float(dice.mean()), "focal": float(focal.mean()), "bce": float(bce.mean()),
-             "iou_mse": float(iou_term), "train_iou": float(true_iou[:, 0].mean())}
+    parts = {"dice": float(dice.detach().mean()), "focal": float(focal.detach().mean()),
+             "bce": float(bce.detach().mean()), "iou_mse": float(iou_term.detach()),
+             "train_iou": float(true_iou[:, 0].mean())}
     return total, parts, up
 
 

@@ -120,3 +120,23 @@ def test_cli_benchmark_models(stack_files, capsys):
     code = main(["benchmark-models", "--raw", str(d / "raw.tif"), "--gt", str(d / "gt.tif"),
                  "--sam", "nonsense", "--out", str(d / "bench2"), "--voxel-size", "40", "8", "8"])
     assert code == 2 and "NAME=CHECKPOINT" in capsys.readouterr().err
+
+
+def test_cli_pseudolabel_round_prints_its_metrics_line(stack_files, capsys):
+    import json
+
+    import tifffile
+
+    from dendrosam.cli import main
+
+    d = stack_files
+    code = main(["pseudolabel", str(d / "raw.tif"), "--region", "0:2", "--sam", str(d / "zoom.pt"),
+                 "--detector", "yolov8n.yaml", "--conf", "0", "--min-score=-1e9", "--min-stability", "0",
+                 "--min-area", "1", "--steps", "2", "--batch-size", "2", "--warmup", "1",
+                 "--val", f"{d / 'raw.tif'}@{d / 'gt.tif'}@2:3", "--work", str(d / "pl"), "--quiet"])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert code == 0 and len(out) == 1
+    line = json.loads(out[0])
+    assert line["round"] == 1 and 0 < line["kept"] <= line["proposed"]
+    assert 0.0 <= line["val_iou_after"] <= 1.0 and "det_recall_after" not in line
+    assert tifffile.imread(d / "pl" / "round1_labels.tif").shape == (2, 96, 128)
