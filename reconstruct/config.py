@@ -87,6 +87,12 @@ class SegmentSettings:
         medulla); raise it for a well-trained detector.
     max_det : int
         Most detector boxes per section.
+    fill : bool
+        Dense 2D labels: unlabelled pixels of each section become new objects (seeded watershed on
+        the image, :func:`dendrosam.segment.masks.fill_unlabelled`) before tracking. For comparison
+        with dense ground truth and dense proofreading; off by default (dendrites only).
+    fill_seed_distance : int
+        Smallest distance between two fill seeds (pixels).
     """
 
     method: str = "sam"
@@ -100,6 +106,8 @@ class SegmentSettings:
     min_size_px: int = 16
     conf: float = 0.1
     max_det: int = 1000
+    fill: bool = False
+    fill_seed_distance: int = 3
 
     def __post_init__(self) -> None:
         _choice("segment.method", self.method, SEGMENT_METHODS)
@@ -112,6 +120,8 @@ class SegmentSettings:
             raise ConfigError(f"segment.min_size_px must be >= 0, got {self.min_size_px}")
         if not 0.0 <= self.conf <= 1.0:
             raise ConfigError(f"segment.conf must be in [0, 1], got {self.conf}")
+        if self.fill_seed_distance < 1:
+            raise ConfigError(f"segment.fill_seed_distance must be >= 1, got {self.fill_seed_distance}")
         if self.max_det < 1:
             raise ConfigError(f"segment.max_det must be >= 1, got {self.max_det}")
 

@@ -142,7 +142,8 @@ def _segment_block(images: np.ndarray, gt: np.ndarray | None, s: SegmentSettings
     if s.prompts == "detector":
         detector = cached(("yolo", s.detector, device), lambda: load_detector(s.detector, device))
     res = segment_slices(images, sam, detector, prompts=s.prompts, gt=gt, progress=False,
-                         config=SegmentConfig(conf=s.conf, max_det=s.max_det))
+                         config=SegmentConfig(conf=s.conf, max_det=s.max_det, fill=s.fill,
+                                              fill_seed_distance=s.fill_seed_distance))
     table = res.table.assign(z=res.table["z"] + z0)
     return np.asarray(res.labels, dtype=np.uint32), table
 

@@ -39,6 +39,12 @@ class SegmentConfig:
         Fill holes of each mask.
     n_points, negative : int, bool
         ``gt-points`` mode: positive points per object, plus one negative point.
+    fill : bool
+        Dense output: after the masks are painted, every unlabelled pixel goes to a new object
+        (:func:`dendrosam.segment.masks.fill_unlabelled`, seeded watershed on the image); filled
+        objects have no row in the prompt table.
+    fill_seed_distance : int
+        Smallest distance between two new fill objects' seeds (pixels).
     precision : {"auto", "float32", "bfloat16", "float16"}
         SAM compute precision (:func:`dendrosam.segment.device.autocast_dtype`): ``"auto"`` is
         float32 on the CPU and bf16/fp16 on CUDA; ``"bfloat16"`` speeds up CPUs with native bf16.
@@ -56,6 +62,8 @@ class SegmentConfig:
     n_points: int = 1
     negative: bool = False
     precision: str = "auto"
+    fill: bool = False
+    fill_seed_distance: int = 3
 
 
 @dataclass(frozen=True)
@@ -146,7 +154,7 @@ def segment_slices(
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from dendrosam.segment.masks import masks_to_labels
+    from dendrosam.segment.masks import fill_unlabelled, masks_to_labels
     from dendrosam.segment.predict import predict_masks, prompt_extents
 
     from dendrosam.segment.device import autocast_dtype
@@ -179,8 +187,10 @@ def segment_slices(
         lab = masks_to_labels(pm, min_size=config.min_size, fill_holes=config.fill_holes)
         lut = np.concatenate([[0], ids]).astype(np.uint32)
         lab = lut[lab]
-        labels[z] = lab
         kept = np.isin(ids, np.unique(lab[lab > 0]))
+        if config.fill:
+            lab = fill_unlabelled(lab, section, seed_distance=config.fill_seed_distance)
+        labels[z] = lab
         ext = prompt_extents(boxes, pts, len(ids))
         for k in range(len(ids)):
             rows.append((z, int(ids[k]) if kept[k] else 0, *map(float, ext[k]),

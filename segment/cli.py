@@ -42,6 +42,8 @@ def register(subparsers) -> None:
                    help="SAM compute precision (default auto: float32 on the CPU, bf16 on CUDA; "
                    "bfloat16 is 2-3x faster on CPUs with native bf16)")
     p.add_argument("--conf", type=float, default=0.25, help="detector score threshold")
+    p.add_argument("--fill", action="store_true",
+                   help="dense labels: unlabelled pixels become new objects (seeded watershed)")
     p.add_argument("--z-range", type=int, nargs=2, metavar=("A", "B"), help="sections A..B-1")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     add_voxel_size_argument(p)
@@ -88,7 +90,7 @@ def _run_segment(args: argparse.Namespace) -> int:
     images = vol.data[z0:z1]
     res = segment_slices(images, sam, det, prompts=args.prompts, gt=gt,
                          config=SegmentConfig(batch_size=args.batch_size, conf=args.conf,
-                                              precision=args.precision))
+                                              precision=args.precision, fill=args.fill))
     out = Path(args.out)
     write_ome_zarr(out, images, voxel_size=vol.voxel_size, labels={"sections": res.labels},
                    overwrite=args.overwrite)

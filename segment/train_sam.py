@@ -202,7 +202,7 @@ def training_step(model, batch, rng, cfg: TrainSamConfig, step: int):
         loss2, parts2, _ = _losses(low2, iou2, batch.masks, focal_w, bce_w, cfg.iou_weight)
         loss = 0.5 * (loss + loss2)
         parts["train_iou_corrected"] = parts2["train_iou"]
-    parts["loss"] = float(loss)
+    parts["loss"] = float(loss.detach())
     return loss, parts
 
 

@@ -51,6 +51,7 @@ def test_defaults_and_toml_round_trip(tmp_path):
         ({"engine": {"block_sections": 1}}, "engine.block_sections must be >= 2"),
         ({"segment": {"conf": 1.5}}, "segment.conf must be in [0, 1]"),
         ({"segment": {"max_det": 0}}, "segment.max_det must be >= 1"),
+        ({"segment": {"fill_seed_distance": 0}}, "segment.fill_seed_distance must be >= 1"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path, data, named):

@@ -68,3 +68,17 @@ def test_user_errors(tiny_sam, blobs, tmp_path):
     (tmp_path / "sam.pt").write_bytes(b"x")
     with pytest.raises(CheckpointError, match="not an ultralytics YOLO checkpoint"):
         load_detector(tmp_path / "sam.pt", device="cpu")
+
+
+def test_fill_makes_labels_dense_and_keeps_prompted_masks(tiny_sam, blobs):
+    img, gt = blobs
+    sparse = segment_slices(img, tiny_sam, prompts="gt-boxes", gt=gt, progress=False)
+    dense = segment_slices(img, tiny_sam, prompts="gt-boxes", gt=gt, progress=False,
+                           config=SegmentConfig(fill=True, fill_seed_distance=8))
+    assert (dense.labels > 0).all()
+    painted = sparse.labels > 0
+    assert np.array_equal(dense.labels[painted], sparse.labels[painted])  # masks only grow
+    assert dense.table.equals(sparse.table)  # fill objects have no prompt
+    for z in range(3):  # new objects are numbered after the prompts' ids
+        new = np.setdiff1d(np.unique(dense.labels[z]), np.unique(sparse.labels[z]))
+        assert new.size and new.min() > sparse.labels[z].max()
