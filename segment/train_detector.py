@@ -209,8 +209,12 @@ def train_detector(data_yaml: Path, out_pt: Path, config: DetectorTrainConfig = 
             "results_csv": str(run / "results.csv")}
 
 
-def default_detector_run(data: Path, work: Path, models: Path, command: str, epochs: int = 60) -> dict:
-    """Train the shipped default detector on the project split (see ``examples/train_default_models.py``)."""
+def default_detector_run(data: Path, work: Path, models: Path, command: str, epochs: int = 60,
+                         init: str | None = None) -> dict:
+    """Train the shipped default detector on the project split (see ``examples/train_default_models.py``).
+
+    ``init``: continue from these weights (a new schedule of ``epochs``) instead of from scratch.
+    """
     import tifffile
 
     med, isbi, gala = data / "medulla_fib", data / "isbi2012_sstem", data / "gala_fib"
@@ -220,9 +224,13 @@ def default_detector_run(data: Path, work: Path, models: Path, command: str, epo
     train = [(mr[z, :, :125], ml[z, :, :125]) for z in range(0, 125, 2)]
     train += [(ir[z], il[z]) for z in range(16)] + [(gr[z], gl[z]) for z in range(0, 50, 2)]
     val = [(mr[z, :, 125:], ml[z, :, 125:]) for z in range(0, 125, 4)] + [(ir[z], il[z]) for z in range(16, 20)]
-    cfg = DetectorTrainConfig(epochs=epochs)
+    cfg = DetectorTrainConfig(epochs=epochs, model=str(init) if init else DetectorTrainConfig.model)
     yaml = write_yolo_dataset({"train": train, "val": val}, work / "yolo_default" / "data", cfg.min_size, cfg.tile)
     out = models / "dendrosam_yolo_default.pt"
+    if init and Path(init).resolve() == out.resolve():  # ultralytics reads it while we overwrite it
+        start = work / "yolo_default" / "init.pt"
+        shutil.copyfile(init, start)
+        cfg = DetectorTrainConfig(epochs=epochs, model=str(start))
     info = train_detector(yaml, out, cfg, work / "yolo_default" / "runs")
     from dendrosam.segment.detector import load_detector
     from dendrosam.segment.train_log import portable_card
