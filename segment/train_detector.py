@@ -209,6 +209,20 @@ def train_detector(data_yaml: Path, out_pt: Path, config: DetectorTrainConfig = 
             "results_csv": str(run / "results.csv")}
 
 
+def default_validation(detector, val: Sequence[tuple[np.ndarray, np.ndarray]], n_medulla: int,
+                       confs: Sequence[float] = (0.05, 0.1, 0.25)) -> dict:
+    """The model card's validation block: recall/precision on held-out medulla and ISBI per threshold.
+
+    ``val`` holds the medulla sections first (``n_medulla`` of them), then the ISBI ones.
+    """
+    out: dict = {"protocol": "recall/precision of GT object boxes at box IoU >= 0.5 (Hungarian "
+                             "matching), held-out sections"}
+    for conf in confs:
+        out[f"medulla_conf{conf:g}"] = detector_scores(detector, val[:n_medulla], conf=conf)
+        out[f"isbi_conf{conf:g}"] = detector_scores(detector, val[n_medulla:], conf=conf)
+    return out
+
+
 def default_detector_run(data: Path, work: Path, models: Path, command: str, epochs: int = 60,
                          init: str | None = None) -> dict:
     """Train the shipped default detector on the project split (see ``examples/train_default_models.py``).
@@ -236,16 +250,18 @@ def default_detector_run(data: Path, work: Path, models: Path, command: str, epo
     from dendrosam.segment.train_log import portable_card
 
     det = load_detector(out)
-    n_med = len(range(0, 125, 4))
+    card_path = models / "dendrosam_yolo_default.card.json"
+    previous = json.loads(card_path.read_text()) if init and card_path.exists() else None
     card = portable_card({
         "model": "dendrosam YOLO detector", "config": cfg.__dict__, "command": command,
         "data": "medulla x<125 every 2nd section, ISBI z0-15, gala; val medulla [::4,:,125:] + ISBI z16-19",
         "training": info, "date": time.strftime("%Y-%m-%d"),
-        "validation": {"protocol": "recall/precision of GT object boxes at box IoU >= 0.5",
-                       "medulla": detector_scores(det, val[:n_med]),
-                       "isbi": detector_scores(det, val[n_med:])},
+        "validation": default_validation(det, val, len(range(0, 125, 4))),
     })
-    (models / "dendrosam_yolo_default.card.json").write_text(json.dumps(card, indent=2))
+    if previous is not None:  # a continued run: the card keeps every earlier stage
+        card["previous_stages"] = [*previous.get("previous_stages", []),
+                                   {k: previous.get(k) for k in ("command", "config", "training", "date")}]
+    card_path.write_text(json.dumps(card, indent=2))
     if Path(info["results_csv"]).exists():
         shutil.copyfile(info["results_csv"], models / "dendrosam_yolo_default.train_log.csv")
     return card
