@@ -24,8 +24,11 @@ test: setup
 bench: setup
 	$(PY) -m pytest -q -s -p no:cacheprovider $(wildcard tests/benchmarks/bench_*.py)
 
+# The shipped models' recipe: SAM for 22,000 steps, then the detector in three 60-epoch stages.
 train-models: setup
-	$(PY) examples/train_default_models.py
+	$(PY) examples/train_default_models.py --sam-steps 22000 --sam-patience 40
+	$(PY) examples/train_default_models.py --only yolo --yolo-init segment/models/dendrosam_yolo_default.pt
+	$(PY) examples/train_default_models.py --only yolo --yolo-init segment/models/dendrosam_yolo_default.pt
 
 clean:
 	rm -rf demo_out .pytest_cache

@@ -10,10 +10,15 @@ developer halves of the project's EM data, with the project-wide split:
 
 Work files (resumable state, logs) go to ``--work`` (default ``train_runs/``); the final models,
 their cards and CSV logs are copied into ``segment/models/``. Run it again with ``--resume`` to
-continue an interrupted run. Run time on 1 CPU thread: 0.4-1.5 s per SAM step at batch 8 (the shipped
-model: 8,500 steps, about 1.5 h of one core, trained in resumed segments: steps 0-350 with a 20,000-step
-schedule, 350-5,000 with 5,000, then 5,000-8,500 with 8,500; one uninterrupted run of this script follows the
-same recipe with one 8,500-step cosine schedule). YOLO: 60 epochs, about 23 min of one core.
+continue an interrupted run. Run time on 1 CPU thread: 0.4-1.5 s per SAM step at batch 8.
+
+The shipped SAM was trained in resumed segments on one core (``--resume``, each segment with its own
+cosine schedule over ``--sam-steps``): steps 0-350 with a 20,000-step schedule, 350-5,000 with
+5,000, 5,000-8,500 with 8,500 (about 1.5 h), then 8,500-22,000 with 22,000 and ``--sam-patience 40``
+(a warm restart; about 1.8 h). ``make train-models`` runs the recipe uninterrupted: one
+22,000-step schedule. The shipped detector: 60 epochs from scratch (about 23 min of one core), then
+two more 60-epoch stages, each started from the previous weights (``--yolo-init``, about 14 min
+each); the model card lists every stage.
 """
 
 from __future__ import annotations
