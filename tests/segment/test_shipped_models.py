@@ -1,0 +1,60 @@
+"""The shipped default models load by default and their cards' held-out numbers are reproducible.
+
+The bundled demo crop is exactly the held-out medulla validation set of both cards (``[::4, :, 125:]``
+of the FlyEM medulla cube at the 40 nm protocol), so the cards' medulla figures are recomputed here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dendrosam.segment.detector import DEFAULT_YOLO_PATH
+from dendrosam.segment.sam import DEFAULT_SAM_PATH
+
+pytestmark = pytest.mark.skipif(not (DEFAULT_SAM_PATH.exists() and DEFAULT_YOLO_PATH.exists()),
+                                reason="shipped models not installed")
+
+
+@pytest.fixture(scope="module")
+def heldout():
+    from dendrosam.reconstruct import open_volume
+    from dendrosam.reconstruct.datasets import demo_data
+
+    d = demo_data("medulla40")
+    return open_volume(d["raw"]).read(), open_volume(d["neurons"]).read()
+
+
+def test_shipped_sam_card_medulla_figure_is_reproduced(heldout):
+    import torch
+
+    from dendrosam.segment.sam import load_sam
+    from dendrosam.segment.train_eval import ValSet, ellipse_floor, evaluate_prompted
+
+    torch.set_num_threads(1)
+    sam = load_sam(device="cpu")  # no path: the shipped default
+    assert sam.arch.name == "tiny_zoom"
+    card = sam.card["validation_full"]["medulla"]
+    raw, labels = heldout
+    val = ValSet("medulla", raw, labels)
+    got = evaluate_prompted(sam, val, min_area=20)
+    assert got["n"] == card["n"] == 839
+    assert got["iou_mean"] == pytest.approx(card["iou_mean"], abs=2e-3)
+    assert ellipse_floor(val, 20) == pytest.approx(card["ellipse_floor"], abs=1e-9)
+    assert card["iou_mean"] > card["ellipse_floor"] + 0.1
+
+
+def test_shipped_detector_card_medulla_figure_is_reproduced(heldout):
+    from dendrosam.segment.detector import load_detector
+    from dendrosam.segment.train_detector import detector_scores
+
+    det = load_detector(device="cpu")
+    import json
+
+    card = json.loads(DEFAULT_YOLO_PATH.with_name("dendrosam_yolo_default.card.json").read_text())
+    want = card["validation"]["medulla_conf0.05"]
+    raw, labels = heldout
+    got = detector_scores(det, list(zip(raw, labels)), conf=0.05)
+    assert got["n_gt"] == want["n_gt"] == 856
+    assert abs(got["n_pred"] - want["n_pred"]) <= 5
+    assert got["recall"] == pytest.approx(want["recall"], abs=0.01)
