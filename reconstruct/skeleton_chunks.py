@@ -290,6 +290,14 @@ def _block_grid(shape: Sequence[int], block: Sequence[int]) -> list[tuple[np.nda
     return [(lo, np.minimum(lo + np.asarray(block), shape)) for lo in grid]
 
 
+def _fits_one_block(lo, hi, block, halo_vox, shape) -> bool:
+    """Whether the box ``[lo, hi)`` lies in the halo region of the block holding its corner ``lo``."""
+    lo, hi, block = np.asarray(lo), np.asarray(hi), np.asarray(block)
+    core_lo = lo // block * block
+    core_hi = np.minimum(core_lo + block, shape)
+    return bool(np.all(hi <= np.minimum(core_hi + halo_vox, shape)))
+
+
 def skeletonize_blocks(
     labels3d: np.ndarray,
     voxel_size: Sequence[float],
@@ -298,8 +306,14 @@ def skeletonize_blocks(
     object_ids: Iterable[int] | None = None,
     max_radius_nm: float = 500.0,
     halo_nm: float | None = None,
+    whole_objects: bool = True,
 ) -> dict[int, nx.Graph]:
     """Skeletonize block by block with a halo, keep each block's core, fuse per object.
+
+    An object whose padded bounding box fits inside the halo region of the block that holds its
+    box's first corner is skeletonized whole there (:func:`skeletonize_objects` on its crop:
+    exactly the whole-volume skeleton, and no more memory than the block); only objects larger
+    than a block plus its halo are traced piecewise and fused.
 
     Parameters
     ----------
@@ -312,6 +326,9 @@ def skeletonize_blocks(
     halo_nm
         Margin around each core, nm (default :func:`default_halo_nm`); converted to voxels per
         axis with the anisotropy (ceil).
+    whole_objects
+        Skeletonize objects that fit in one block's halo region whole (exact); False traces every
+        object piecewise.
 
     Returns
     -------
@@ -331,6 +348,16 @@ def skeletonize_blocks(
     halo_vox = np.ceil(halo / np.asarray(vs)).astype(int)
     shape = np.asarray(labels.shape)
 
+    graphs: dict[int, nx.Graph] = {}
+    if whole_objects:
+        boxes = object_boxes(labels, object_ids, pad=1)
+        fits = [k for k, (lo, hi, _) in boxes.items() if _fits_one_block(lo, hi, block, halo_vox, shape)]
+        graphs = skeletonize_objects(labels, voxel_size, fits, config, boxes=boxes)
+        for g in graphs.values():
+            g.graph["source"] = "kimimaro-blocks"
+        object_ids = sorted(set(boxes) - set(fits))
+        if not object_ids:
+            return graphs
     slabs = _face_slabs(labels, block)
     faces = _face_targets(labels, vs, block)
     pieces: dict[int, list[_Piece]] = {}
@@ -345,7 +372,6 @@ def skeletonize_blocks(
                 if piece is not None:
                     pieces.setdefault(int(label), []).append(piece)
 
-    graphs = {}
     for label in sorted(pieces):
         fused = _fuse(pieces[label])
         edges = np.concatenate([fused.edges, _bridge(fused, vs, slabs)])
@@ -354,5 +380,5 @@ def skeletonize_blocks(
             segid=label, space="physical",
         )
         graphs[label] = _finish(skel, label, vs, config, "kimimaro-blocks")
-    return graphs
+    return dict(sorted(graphs.items()))
 

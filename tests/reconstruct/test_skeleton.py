@@ -122,7 +122,7 @@ def test_several_objects_and_object_ids():
 def test_blocks_same_topology_as_whole_y(block):
     labels = y_shape()
     whole = skeletonize(labels, VS)[1]
-    merged = skeletonize_blocks(labels, VS, block)[1]
+    merged = skeletonize_blocks(labels, VS, block, whole_objects=False)[1]
     assert merged.graph["source"] == "kimimaro-blocks"
     assert nx.is_connected(merged)
     assert degrees(merged) == degrees(whole) == [1, 1, 1, 3]
@@ -138,7 +138,7 @@ def test_blocks_same_topology_several_tubes():
     for i, (y0, z0) in enumerate([(5, 3), (25, 10), (45, 14)], start=1):
         labels[z0 : z0 + 8, y0 : y0 + 10, 5:235] = i  # crosses x and z faces
     whole = skeletonize(labels, VS)
-    merged = skeletonize_blocks(labels, VS, (24, 20, 80))
+    merged = skeletonize_blocks(labels, VS, (24, 20, 80), whole_objects=False)
     assert sorted(merged) == sorted(whole) == [1, 2, 3]
     for k in whole:
         assert nx.number_connected_components(merged[k]) == 1
@@ -189,7 +189,25 @@ def test_blocks_object_along_a_face():
     # by exactly one block
     labels = y_shape()
     whole = skeletonize(labels, VS)[1]
-    merged = skeletonize_blocks(labels, VS, (8, 200, 200))[1]
+    merged = skeletonize_blocks(labels, VS, (8, 200, 200), whole_objects=False)[1]
     assert nx.is_connected(merged)
     assert degrees(merged) == degrees(whole) == [1, 1, 1, 3]
     assert cable(merged) == pytest.approx(cable(whole), rel=0.03)
+
+
+def test_blocks_take_objects_that_fit_a_halo_region_whole():
+    """Small objects come out exactly as from the whole volume; a long one is still fused."""
+    labels = np.zeros((24, 60, 240), np.uint32)
+    labels[4:12, 5:15, 5:235] = 1  # crosses every x face: longer than a block plus its halo
+    labels[14:20, 30:40, 20:40] = 2  # inside the first block's halo region
+    labels[14:20, 30:40, 145:170] = 3  # straddles the x face at 160, within the halo
+    whole = skeletonize(labels, VS)
+    halo = 12 * VS[2]  # 12 voxels in x: object 1 cannot fit, 2 and 3 can
+    merged = skeletonize_blocks(labels, VS, (24, 60, 80), halo_nm=halo)
+    assert sorted(merged) == [1, 2, 3]
+    for k in (2, 3):
+        assert sorted(merged[k].nodes(data=True)) == sorted(whole[k].nodes(data=True))
+        assert sorted(map(sorted, merged[k].edges)) == sorted(map(sorted, whole[k].edges))
+        assert merged[k].graph["source"] == "kimimaro-blocks"
+    assert degrees(merged[1]) == degrees(whole[1]) == [1, 1]
+    assert nx.is_connected(merged[1])
