@@ -16,7 +16,15 @@ import fastremap
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["SectionObjects", "dense_labels", "section_objects", "contingency", "shift_image"]
+from .kernels import LUT_LIMIT, pair_counts, relabel, tabulate
+
+__all__ = ["SectionObjects", "dense_labels", "section_objects", "contingency", "shift_image",
+           "relabel_section"]
+
+
+def _lut_ok(max_id: int, n_pixels: int) -> bool:
+    """Whether a direct lookup table over label values is small enough for this image."""
+    return max_id <= min(LUT_LIMIT, 4 * n_pixels + 1024)
 
 
 @dataclass(frozen=True)
@@ -103,7 +111,11 @@ def section_objects(section: np.ndarray) -> SectionObjects:
         image and per-object size, centroid and bbox.
     """
     section = np.asarray(section)
-    dense, ids = dense_labels(section)
+    max_id = int(section.max(initial=0))
+    if _lut_ok(max_id, section.size):  # the common case: one compiled pass
+        dense, ids, size, centroid, bbox = tabulate(section, max_id)
+        return SectionObjects(ids=ids, dense=dense, size=size, centroid=centroid, bbox=bbox)
+    dense, ids = dense_labels(section)  # huge ids: hash-based renumbering first
     n = ids.size
     if max(section.shape) < 65535:  # cc3d's raw boxes are uint16
         stats = cc3d.statistics(dense, no_slice_conversion=True)  # one C++ pass: size, centroid, box
@@ -134,18 +146,15 @@ def contingency(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     -------
     ia, ib, count : numpy.ndarray
         Zero-based object indices of every overlapping pair and its pixel count, sorted by
-        ``(ia, ib)``. Small tables are one ``bincount`` of ``a * (Nb + 1) + b``; large ones
-        fall back to ``np.unique`` of packed uint64 pairs.
+        ``(ia, ib)``. Small tables are counted in one compiled pass into a dense
+        ``(Na + 1, Nb + 1)`` table (:func:`.kernels.pair_counts`); large ones fall back to
+        ``np.unique`` of packed uint64 pairs.
     """
     a = a.ravel()
     b = b.ravel()
-    na, nb = int(a.max(initial=0)) + 1, int(b.max(initial=0)) + 1
-    if na * nb <= 4 * a.size + 1024:  # dense table: one bincount, no sort
-        table = np.bincount(a.astype(np.int64) * nb + b, minlength=na * nb).reshape(na, nb)
-        table[0, :] = 0
-        table[:, 0] = 0
-        ia, ib = np.nonzero(table)
-        return ia - 1, ib - 1, table[ia, ib].astype(np.int64)
+    na, nb = int(a.max(initial=0)), int(b.max(initial=0))
+    if (na + 1) * (nb + 1) <= 4 * a.size + 1024 and max(na, nb) < 2**32:
+        return pair_counts(a, b, na, nb)
     both = (a > 0) & (b > 0)
     packed = (a[both].astype(np.uint64) << np.uint64(32)) | b[both].astype(np.uint64)
     pairs, count = np.unique(packed, return_counts=True)
@@ -169,3 +178,32 @@ def shift_image(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
     dst_x = slice(max(0, dx), nx - max(0, -dx))
     out[dst_y, dst_x] = image[src_y, src_x]
     return out
+
+
+def relabel_section(section: np.ndarray, ids: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Map the 2D ids of a section to new labels: ``ids[i]`` becomes ``labels[i]``, all else 0.
+
+    One compiled pass through a direct lookup table when the label values are small enough
+    (see :func:`section_objects`), else renumbering first (hash based).
+
+    Parameters
+    ----------
+    section : numpy.ndarray
+        (Y, X) integer labels.
+    ids, labels : numpy.ndarray
+        (N,) input values and their new uint32 labels.
+    """
+    section = np.asarray(section)
+    max_id = max(int(section.max(initial=0)), int(ids.max(initial=0)))
+    if _lut_ok(max_id, section.size):
+        lut = np.zeros(max_id + 1, dtype=np.uint32)
+        lut[ids] = labels
+        return relabel(section, lut)
+    dense, dense_ids = dense_labels(section)  # huge ids: hash-based renumbering first
+    lut = np.zeros(dense_ids.size + 1, dtype=np.uint32)
+    if ids.size:
+        order = np.argsort(ids, kind="stable")
+        pos = np.minimum(np.searchsorted(ids, dense_ids, sorter=order), ids.size - 1)
+        hit = ids[order[pos]] == dense_ids
+        lut[1:][hit] = labels[order[pos[hit]]]
+    return lut[dense]

@@ -22,6 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from .kernels import best_rows
 from .overlap import SectionObjects
 
 __all__ = ["PairLinks", "pair_links", "resolve_links", "KIND_MUTUAL", "KIND_CONTAINED"]
@@ -52,16 +53,6 @@ class PairLinks:
     score: np.ndarray
     share: np.ndarray
     child_b: np.ndarray
-
-
-def _best_of(owner: np.ndarray, count: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """Mask of the rows that are the largest ``count`` for their ``owner`` (ties: lowest other)."""
-    best = np.zeros(owner.size, dtype=bool)
-    if owner.size:
-        order = np.lexsort((other, -count, owner))
-        first = np.r_[True, owner[order][1:] != owner[order][:-1]]
-        best[order[first]] = True
-    return best
 
 
 def pair_links(
@@ -105,8 +96,8 @@ def pair_links(
     ia, ib, count = ia[keep], ib[keep], count[keep]
     frac_a = count / a.size[ia]
     frac_b = count / b.size[ib]
-    best_a = _best_of(ia, count, ib)
-    best_b = _best_of(ib, count, ia)
+    best_a = best_rows(ia, count, ib)
+    best_b = best_rows(ib, count, ia)
     mutual = best_a & best_b
     iou = count / (a.size[ia] + b.size[ib] - count)
     if free_a is not None:

@@ -12,7 +12,7 @@ import numpy as np
 
 from .track_agglo import join_chains
 from .track_links import resolve_links
-from .overlap import dense_labels
+from .overlap import relabel_section
 from .track_scan import ScanResult, read_section
 
 __all__ = ["assemble", "canonical_labels", "link_graph", "KIND_CHAIN"]
@@ -116,13 +116,12 @@ def assemble(
     # pass 2: write the labels section by section
     if out is None:
         out = np.zeros((depth, *shape_yx), dtype=np.uint32)
+    node_id = nodes["id"].astype(np.int64) if n_nodes else node_z
     for z in range(depth):
-        dense, _ = dense_labels(read_section(labels2d, z))  # same numbering as in the scan
-        lut = np.zeros(offset[z + 1] - offset[z] + 1, dtype=np.uint32)
-        lut[1:] = label[offset[z]:offset[z + 1]]
-        out[z] = lut[dense]
+        lo, hi = offset[z], offset[z + 1]
+        out[z] = relabel_section(read_section(labels2d, z), node_id[lo:hi], label[lo:hi])
 
-    node_table = {"z": node_z, "id": nodes["id"].astype(np.int64) if n_nodes else node_z,
+    node_table = {"z": node_z, "id": node_id,
                   "size": nodes["size"].astype(np.int64) if n_nodes else node_z,
                   "cy": nodes["cy"] if n_nodes else np.zeros(0), "cx": nodes["cx"] if n_nodes else np.zeros(0),
                   "bbox": nodes["bbox"].astype(np.int64).reshape(-1, 4), "label3d": label}
