@@ -27,7 +27,10 @@ object's cross-section there, chosen like ``fix_borders`` end points), so neighb
 cross a shared face at the same voxel even where the centre line is ambiguous. Each block keeps only the skeleton edges whose midpoint lies in its core (every edge is
 owned by exactly one block), pieces are fused at shared vertices, pieces still apart are bridged
 at inner faces between their closest vertices lying in the same piece of the object's
-cross-section there, and post-processing and smoothing run once per object.
+cross-section there, branches that end on an inner face only because a block traced to its
+face target there are cut (:func:`_prune_face_tips`: the tip lies where the object crosses the
+face and inside the TEASAR invalidation ball of the rest of the skeleton, so tracing the whole
+volume would not have grown that branch), and post-processing and smoothing run once per object.
 """
 
 from __future__ import annotations
@@ -274,6 +277,70 @@ def _bridge(piece: _Piece, vs: tuple, slabs: dict[tuple[int, int], np.ndarray]) 
     return np.asarray(joins, np.int64).reshape(-1, 2)
 
 
+def _open_face(voxels: np.ndarray, labels: np.ndarray, label: int, slabs: dict[tuple[int, int], np.ndarray]) -> np.ndarray:
+    """Which vertices lie beside an inner block face that the object crosses right there.
+
+    True where a vertex is on plane ``c - 1`` or ``c`` of an inner face (any axis, as keyed in
+    ``slabs``) and the object occupies both planes at that position.
+    """
+    hit = np.zeros(len(voxels), dtype=bool)
+    for axis, c in slabs:
+        near = np.flatnonzero((voxels[:, axis] == c - 1) | (voxels[:, axis] == c))
+        if near.size:
+            below, above = voxels[near].copy(), voxels[near].copy()
+            below[:, axis], above[:, axis] = c - 1, c
+            hit[near] |= (labels[tuple(below.T)] == label) & (labels[tuple(above.T)] == label)
+    return hit
+
+
+def _prune_face_tips(piece: _Piece, edges: np.ndarray, labels: np.ndarray, label: int,
+                     slabs: dict[tuple[int, int], np.ndarray], vs: tuple,
+                     config: SkeletonConfig) -> tuple[_Piece, np.ndarray]:
+    """Remove branches traced only because a block face put a target there.
+
+    Every block traces to the shared targets on its faces, so where the object bulges across a
+    face near its main path, the block on that side grows a branch to the bulge. TEASAR on the
+    whole volume grows no such branch: the target lies inside the invalidation ball
+    (``scale * radius + const``) of the path that passes by. So a tip is cut back to its
+    branch point when it lies beside an inner face the object crosses right there *and* inside
+    the invalidation ball of a vertex of the rest of the skeleton. Tips away from faces, real
+    ends that reach a face, and bare paths (no branch point) are kept. Repeated until stable.
+    """
+    graph = nx.Graph()
+    graph.add_nodes_from(range(len(piece.voxels)))
+    graph.add_edges_from(map(tuple, edges.tolist()))
+    open_face = _open_face(piece.voxels, labels, label, slabs)
+    nm = piece.voxels * np.asarray(vs)
+    ball = config.scale * piece.radius.astype(np.float64) + config.const
+    changed = bool(open_face.any())
+    while changed:
+        changed = False
+        for tip in [v for v in graph if graph.degree(v) == 1 and open_face[v]]:
+            if tip not in graph or graph.degree(tip) != 1:
+                continue
+            path, prev, cur = [tip], None, tip
+            while graph.degree(cur) <= 2:
+                nxt = [n for n in graph.neighbors(cur) if n != prev]
+                if not nxt:
+                    path = []  # a bare path: the object's own skeleton, keep it
+                    break
+                prev, cur = cur, nxt[0]
+                if graph.degree(cur) <= 2:
+                    path.append(cur)
+            if not path:
+                continue
+            on_path = set(path)
+            rest = np.fromiter((v for v in graph if v not in on_path), np.int64)
+            if np.any(np.linalg.norm(nm[rest] - nm[tip], axis=1) <= ball[rest]):
+                graph.remove_nodes_from(path)
+                changed = True
+    keep = np.fromiter(sorted(graph.nodes), np.int64)
+    index = np.full(len(piece.voxels), -1, np.int64)
+    index[keep] = np.arange(keep.size)
+    kept_edges = index[np.asarray(list(graph.edges), np.int64).reshape(-1, 2)]
+    return _Piece(piece.voxels[keep], np.empty((0, 2), np.int64), piece.radius[keep]), kept_edges
+
+
 def _face_targets(labels: np.ndarray, vs: tuple, block: Sequence[int]) -> np.ndarray:
     """Shared targets on every inner block face (first plane of the upper block), (z, y, x)."""
     from dendrosam.reconstruct.teasar import plane_targets
@@ -375,6 +442,7 @@ def skeletonize_blocks(
     for label in sorted(pieces):
         fused = _fuse(pieces[label])
         edges = np.concatenate([fused.edges, _bridge(fused, vs, slabs)])
+        fused, edges = _prune_face_tips(fused, edges, labels, label, slabs, vs, config)
         skel = Skeleton(
             _physical_vertices(fused.voxels, vs), edges.astype(np.uint32), fused.radius,
             segid=label, space="physical",

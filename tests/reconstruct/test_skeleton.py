@@ -211,3 +211,18 @@ def test_blocks_take_objects_that_fit_a_halo_region_whole():
         assert merged[k].graph["source"] == "kimimaro-blocks"
     assert degrees(merged[1]) == degrees(whole[1]) == [1, 1]
     assert nx.is_connected(merged[1])
+
+
+def test_blocks_no_spur_to_a_face_target_inside_a_bulge():
+    """A ribbon with a side bulge that crosses a block face: both blocks trace to the shared
+    target on that face, which leaves a spur beside the real side branch unless face tips
+    inside the invalidation ball of the rest are cut (without the cut: 4 tips, 2 branch points,
+    +9% cable)."""
+    labels = np.zeros((24, 80, 240), np.uint32)
+    labels[2:22, 8:50, 5:235] = 1
+    labels[6:18, 40:62, 100:120] = 1  # the bulge crosses the y face at 52
+    whole = skeletonize(labels, VS)[1]
+    merged = skeletonize_blocks(labels, VS, (24, 52, 240), whole_objects=False)[1]
+    assert degrees(whole) == [1, 1, 1, 3]
+    assert degrees(merged) == degrees(whole)
+    assert cable(merged) == pytest.approx(cable(whole), rel=0.01)
