@@ -277,23 +277,27 @@ def _bridge(piece: _Piece, vs: tuple, slabs: dict[tuple[int, int], np.ndarray]) 
     return np.asarray(joins, np.int64).reshape(-1, 2)
 
 
-def _open_face(voxels: np.ndarray, labels: np.ndarray, label: int, slabs: dict[tuple[int, int], np.ndarray]) -> np.ndarray:
-    """Which vertices lie beside an inner block face that the object crosses right there.
+def _open_face(voxels: np.ndarray, slabs: dict[tuple[int, int], np.ndarray], shape: Sequence[int]) -> np.ndarray:
+    """Which vertices lie beside an inner block face in a piece of the object that crosses it.
 
     True where a vertex is on plane ``c - 1`` or ``c`` of an inner face (any axis, as keyed in
-    ``slabs``) and the object occupies both planes at that position.
+    ``slabs``), the piece of the object's cross-section there (26-connected over both planes)
+    has voxels on both planes, and the vertex is at least two voxels from the volume's border
+    (where ``fix_borders`` puts end points of its own, so a tip there may be real).
     """
     hit = np.zeros(len(voxels), dtype=bool)
-    for axis, c in slabs:
-        near = np.flatnonzero((voxels[:, axis] == c - 1) | (voxels[:, axis] == c))
-        if near.size:
-            below, above = voxels[near].copy(), voxels[near].copy()
-            below[:, axis], above[:, axis] = c - 1, c
-            hit[near] |= (labels[tuple(below.T)] == label) & (labels[tuple(above.T)] == label)
+    inner = np.all((voxels >= 2) & (voxels < np.asarray(shape) - 2), axis=1)
+    for (axis, c), pieces in slabs.items():
+        near = np.flatnonzero(((voxels[:, axis] == c - 1) | (voxels[:, axis] == c)) & inner)
+        if not near.size:
+            continue
+        local = voxels[near].copy()
+        local[:, axis] -= c - 1
+        hit[near] |= np.isin(pieces[tuple(local.T)], _crossing(pieces, axis))
     return hit
 
 
-def _prune_face_tips(piece: _Piece, edges: np.ndarray, labels: np.ndarray, label: int,
+def _prune_face_tips(piece: _Piece, edges: np.ndarray, shape: Sequence[int],
                      slabs: dict[tuple[int, int], np.ndarray], vs: tuple,
                      config: SkeletonConfig) -> tuple[_Piece, np.ndarray]:
     """Remove branches traced only because a block face put a target there.
@@ -309,7 +313,7 @@ def _prune_face_tips(piece: _Piece, edges: np.ndarray, labels: np.ndarray, label
     graph = nx.Graph()
     graph.add_nodes_from(range(len(piece.voxels)))
     graph.add_edges_from(map(tuple, edges.tolist()))
-    open_face = _open_face(piece.voxels, labels, label, slabs)
+    open_face = _open_face(piece.voxels, slabs, shape)
     nm = piece.voxels * np.asarray(vs)
     ball = config.scale * piece.radius.astype(np.float64) + config.const
     changed = bool(open_face.any())
@@ -341,13 +345,26 @@ def _prune_face_tips(piece: _Piece, edges: np.ndarray, labels: np.ndarray, label
     return _Piece(piece.voxels[keep], np.empty((0, 2), np.int64), piece.radius[keep]), kept_edges
 
 
-def _face_targets(labels: np.ndarray, vs: tuple, block: Sequence[int]) -> np.ndarray:
-    """Shared targets on every inner block face (first plane of the upper block), (z, y, x)."""
+def _crossing(pieces: np.ndarray, axis: int) -> np.ndarray:
+    """Ids of the slab pieces (see :func:`_face_slabs`) with voxels on both planes: the face's crossings."""
+    lower, upper = np.take(pieces, 0, axis=axis), np.take(pieces, 1, axis=axis)
+    return np.intersect1d(lower[lower > 0], upper[upper > 0])
+
+
+def _face_targets(labels: np.ndarray, vs: tuple, slabs: dict[tuple[int, int], np.ndarray]) -> np.ndarray:
+    """Shared targets on every inner block face (first plane of the upper block), (z, y, x).
+
+    Only pieces of the object's cross-section that cross the face get one: a piece that touches
+    the face from one side only is traced by the block on that side like any other part.
+    """
     from dendrosam.reconstruct.teasar import plane_targets
 
     found = [np.empty((0, 3), np.int64)]
-    for axis, (n, b) in enumerate(zip(labels.shape, block)):
-        found += [plane_targets(labels, axis, c, vs) for c in range(b, n, b)]
+    for (axis, c), pieces in slabs.items():
+        points = plane_targets(labels, axis, c, vs)
+        local = points.copy()
+        local[:, axis] = 1  # plane c is the slab's second plane
+        found.append(points[np.isin(pieces[tuple(local.T)], _crossing(pieces, axis))])
     return np.concatenate(found)
 
 
@@ -426,7 +443,7 @@ def skeletonize_blocks(
         if not object_ids:
             return graphs
     slabs = _face_slabs(labels, block)
-    faces = _face_targets(labels, vs, block)
+    faces = _face_targets(labels, vs, slabs)
     pieces: dict[int, list[_Piece]] = {}
     for core_lo, core_hi in _block_grid(labels.shape, block):
         lo, hi = np.maximum(core_lo - halo_vox, 0), np.minimum(core_hi + halo_vox, shape)
@@ -442,7 +459,7 @@ def skeletonize_blocks(
     for label in sorted(pieces):
         fused = _fuse(pieces[label])
         edges = np.concatenate([fused.edges, _bridge(fused, vs, slabs)])
-        fused, edges = _prune_face_tips(fused, edges, labels, label, slabs, vs, config)
+        fused, edges = _prune_face_tips(fused, edges, labels.shape, slabs, vs, config)
         skel = Skeleton(
             _physical_vertices(fused.voxels, vs), edges.astype(np.uint32), fused.radius,
             segid=label, space="physical",
