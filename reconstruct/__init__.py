@@ -37,6 +37,7 @@ _LAZY: dict[str, str] = {
     "expected_run_length": "dendrosam.reconstruct.erl",
     "segment_ids_at_nodes": "dendrosam.reconstruct.erl",
     "contingency_table": "dendrosam.reconstruct.contingency",
+    "oracle_link": "dendrosam.reconstruct.oracle",
     # tracking
     "track": "dendrosam.reconstruct.tracking",
     "track_blocks": "dendrosam.reconstruct.tracking",

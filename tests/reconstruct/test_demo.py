@@ -23,7 +23,8 @@ def test_demo_runs_the_whole_pipeline_and_compares_with_the_baseline(tmp_path, c
     printed = capsys.readouterr().out
     assert "dendrosam (shipped models)" in printed and "NeuroProof watershed" in printed
     # the baseline row is the bundled watershed scored against the bundled GT (held-out medulla half)
-    assert "NeuroProof watershed             2.130     0.288   0.293" in printed
+    assert "NeuroProof watershed                 2.130     0.288   0.293" in printed
+    assert "same 2D masks, perfect linking" in printed
     run = json.loads((out / "run.json").read_text())
     assert run["status"] == "complete" and run["shape"] == [32, 250, 125]
     metrics = json.loads((out / "metrics.json").read_text())
