@@ -22,7 +22,7 @@ test: setup
 	$(PY) -m pytest -q
 
 bench: setup
-	$(PY) -m pytest -q -s -p no:cacheprovider $(wildcard tests/benchmarks/bench_*.py)
+	$(PY) -m pytest -q -s -p no:cacheprovider --timeout=0 $(wildcard tests/benchmarks/bench_*.py)
 
 # The shipped models' recipe: SAM for 22,000 steps, then the detector in three 60-epoch stages.
 train-models: setup

@@ -1,6 +1,7 @@
 """Skeleton stage on a real segmentation crop: our graphs vs raw kimimaro, per-object and chunked.
 
-Run: ``python -m pytest tests/benchmarks/bench_skeleton.py -s`` (minutes of CPU).
+Run: ``python -m pytest tests/benchmarks/bench_skeleton.py -s --timeout=0`` (minutes of CPU; the
+project-wide 10-minute test timeout would stop a 512-voxel crop).
 ``DENDROSAM_BENCH_CROP`` sets the cube edge of the pinky40 crop (default 256 voxels), taken from
 the centre of the volume (the corner is 99.9% one giant object).
 Figures are printed as ratios against raw ``kimimaro.skeletonize`` timed in the same run.
