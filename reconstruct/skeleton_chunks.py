@@ -277,12 +277,13 @@ def _bridge(piece: _Piece, vs: tuple, slabs: dict[tuple[int, int], np.ndarray]) 
     return np.asarray(joins, np.int64).reshape(-1, 2)
 
 
-def _open_face(voxels: np.ndarray, slabs: dict[tuple[int, int], np.ndarray], shape: Sequence[int]) -> np.ndarray:
+def _open_face(voxels: np.ndarray, slabs: dict[tuple[int, int], np.ndarray],
+               crossings: dict[tuple[int, int], np.ndarray], shape: Sequence[int]) -> np.ndarray:
     """Which vertices lie beside an inner block face in a piece of the object that crosses it.
 
     True where a vertex is on plane ``c - 1`` or ``c`` of an inner face (any axis, as keyed in
     ``slabs``), the piece of the object's cross-section there (26-connected over both planes)
-    has voxels on both planes, and the vertex is at least two voxels from the volume's border
+    has voxels on both planes (its id is in ``crossings``), and the vertex is at least two voxels from the volume's border
     (where ``fix_borders`` puts end points of its own, so a tip there may be real).
     """
     hit = np.zeros(len(voxels), dtype=bool)
@@ -293,12 +294,13 @@ def _open_face(voxels: np.ndarray, slabs: dict[tuple[int, int], np.ndarray], sha
             continue
         local = voxels[near].copy()
         local[:, axis] -= c - 1
-        hit[near] |= np.isin(pieces[tuple(local.T)], _crossing(pieces, axis))
+        hit[near] |= np.isin(pieces[tuple(local.T)], crossings[(axis, c)])
     return hit
 
 
 def _prune_face_tips(piece: _Piece, edges: np.ndarray, shape: Sequence[int],
-                     slabs: dict[tuple[int, int], np.ndarray], vs: tuple,
+                     slabs: dict[tuple[int, int], np.ndarray],
+                     crossings: dict[tuple[int, int], np.ndarray], vs: tuple,
                      config: SkeletonConfig) -> tuple[_Piece, np.ndarray]:
     """Remove branches traced only because a block face put a target there.
 
@@ -307,13 +309,14 @@ def _prune_face_tips(piece: _Piece, edges: np.ndarray, shape: Sequence[int],
     whole volume grows no such branch: the target lies inside the invalidation ball
     (``scale * radius + const``) of the path that passes by. So a tip is cut back to its
     branch point when it lies beside an inner face the object crosses right there *and* inside
-    the invalidation ball of a vertex of the rest of the skeleton. Tips away from faces, real
-    ends that reach a face, and bare paths (no branch point) are kept. Repeated until stable.
+    the invalidation ball of a vertex of the rest of the skeleton. Tips away from faces, tips
+    within two voxels of the volume border (``fix_borders`` end points are real) and bare paths
+    (no branch point) are kept. Repeated until stable.
     """
     graph = nx.Graph()
     graph.add_nodes_from(range(len(piece.voxels)))
     graph.add_edges_from(map(tuple, edges.tolist()))
-    open_face = _open_face(piece.voxels, slabs, shape)
+    open_face = _open_face(piece.voxels, slabs, crossings, shape)
     nm = piece.voxels * np.asarray(vs)
     ball = config.scale * piece.radius.astype(np.float64) + config.const
     changed = bool(open_face.any())
@@ -351,7 +354,8 @@ def _crossing(pieces: np.ndarray, axis: int) -> np.ndarray:
     return np.intersect1d(lower[lower > 0], upper[upper > 0])
 
 
-def _face_targets(labels: np.ndarray, vs: tuple, slabs: dict[tuple[int, int], np.ndarray]) -> np.ndarray:
+def _face_targets(labels: np.ndarray, vs: tuple, slabs: dict[tuple[int, int], np.ndarray],
+                  crossings: dict[tuple[int, int], np.ndarray]) -> np.ndarray:
     """Shared targets on every inner block face (first plane of the upper block), (z, y, x).
 
     Only pieces of the object's cross-section that cross the face get one: a piece that touches
@@ -364,7 +368,7 @@ def _face_targets(labels: np.ndarray, vs: tuple, slabs: dict[tuple[int, int], np
         points = plane_targets(labels, axis, c, vs)
         local = points.copy()
         local[:, axis] = 1  # plane c is the slab's second plane
-        found.append(points[np.isin(pieces[tuple(local.T)], _crossing(pieces, axis))])
+        found.append(points[np.isin(pieces[tuple(local.T)], crossings[(axis, c)])])
     return np.concatenate(found)
 
 
@@ -443,7 +447,8 @@ def skeletonize_blocks(
         if not object_ids:
             return graphs
     slabs = _face_slabs(labels, block)
-    faces = _face_targets(labels, vs, slabs)
+    crossings = {key: _crossing(pieces, key[0]) for key, pieces in slabs.items()}
+    faces = _face_targets(labels, vs, slabs, crossings)
     pieces: dict[int, list[_Piece]] = {}
     for core_lo, core_hi in _block_grid(labels.shape, block):
         lo, hi = np.maximum(core_lo - halo_vox, 0), np.minimum(core_hi + halo_vox, shape)
@@ -459,7 +464,7 @@ def skeletonize_blocks(
     for label in sorted(pieces):
         fused = _fuse(pieces[label])
         edges = np.concatenate([fused.edges, _bridge(fused, vs, slabs)])
-        fused, edges = _prune_face_tips(fused, edges, labels.shape, slabs, vs, config)
+        fused, edges = _prune_face_tips(fused, edges, labels.shape, slabs, crossings, vs, config)
         skel = Skeleton(
             _physical_vertices(fused.voxels, vs), edges.astype(np.uint32), fused.radius,
             segid=label, space="physical",
