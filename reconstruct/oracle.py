@@ -28,6 +28,7 @@ import numpy as np
 
 from dendrosam.errors import LabelError
 
+from .kernels import best_rows
 from .overlap import contingency, relabel_section, section_objects
 from .track_scan import read_section
 
@@ -64,10 +65,8 @@ def oracle_link(labels2d: Any, gt: Any, out: Any = None) -> Any:
         if truth.n and int(truth.ids.max()) >= 2**32:
             raise LabelError(f"oracle_link: gt ids must fit uint32, section {z} has {int(truth.ids.max())}")
         ia, ib, count = contingency(objs.dense, truth.dense)
-        # per 2D object: the partner of largest count, ties to the smaller GT id
-        order = np.lexsort((truth.ids[ib], -count, ia))
-        first = order[np.r_[True, ia[order][1:] != ia[order][:-1]]] if ia.size else order
+        best = best_rows(ia, count, truth.ids[ib])  # largest overlap, ties to the smaller GT id
         label = np.zeros(objs.n, dtype=np.uint32)
-        label[ia[first]] = truth.ids[ib[first]]
+        label[ia[best]] = truth.ids[ib[best]]
         out[z] = relabel_section(objs.dense, np.arange(1, objs.n + 1), label)
     return out
