@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="validation checks without improvement before SAM training stops")
     p.add_argument("--yolo-epochs", type=int, default=60)
     p.add_argument("--yolo-init", help="continue the detector from these weights (a new schedule)")
+    p.add_argument("--yolo-pixel-nm", type=float, help="resample every section to this pixel size (nm)")
     p.add_argument("--only", choices=("sam", "yolo", "both"), default="both")
     p.add_argument("--resume", action="store_true")
     args = p.parse_args(argv)
@@ -84,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in ("yolo", "both"):
         from dendrosam.segment.train_detector import default_detector_run
 
-        default_detector_run(args.data, args.work, models, command, args.yolo_epochs, args.yolo_init)
+        default_detector_run(args.data, args.work, models, command, args.yolo_epochs, args.yolo_init,
+                             args.yolo_pixel_nm)
     return 0
 
 

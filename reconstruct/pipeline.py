@@ -126,7 +126,8 @@ def _threshold_table(labels: np.ndarray, z0: int) -> Any:
     return table.assign(score=np.nan, stability=np.nan, detector_score=np.nan, source="threshold")
 
 
-def _segment_block(images: np.ndarray, gt: np.ndarray | None, s: SegmentSettings, z0: int) -> tuple:
+def _segment_block(images: np.ndarray, gt: np.ndarray | None, s: SegmentSettings, z0: int,
+                   voxel_size: Sequence[float] | None = None) -> tuple:
     from dendrosam.reconstruct.volume import check_section
 
     for i, section in enumerate(images):  # NaN/inf, constant or empty sections: a warning, not a stop
@@ -135,6 +136,7 @@ def _segment_block(images: np.ndarray, gt: np.ndarray | None, s: SegmentSettings
         labels = _threshold_block(images, s)
         return labels, _threshold_table(labels, z0)
     from dendrosam.segment import SegmentConfig, load_detector, load_sam, segment_slices
+    from dendrosam.segment.detector import in_plane_nm
 
     device = worker_device(s.device)
     sam = cached(("sam", s.sam, s.sam_type, device), lambda: load_sam(s.sam, s.sam_type, device))
@@ -142,6 +144,7 @@ def _segment_block(images: np.ndarray, gt: np.ndarray | None, s: SegmentSettings
     if s.prompts == "detector":
         detector = cached(("yolo", s.detector, device), lambda: load_detector(s.detector, device))
     res = segment_slices(images, sam, detector, prompts=s.prompts, gt=gt, progress=False,
+                         pixel_nm=None if voxel_size is None else in_plane_nm(voxel_size),
                          config=SegmentConfig(conf=s.conf, max_det=s.max_det, fill=s.fill,
                                               fill_seed_distance=s.fill_seed_distance))
     table = res.table.assign(z=res.table["z"] + z0)
@@ -155,7 +158,7 @@ def _segment_task(task: _Task) -> int:
     z0, z1 = task.block
     images = np.asarray(source.open()[z0:z1])
     gt = None if gt_source is None else np.asarray(gt_source.open()[z0:z1])
-    labels, table = _segment_block(images, gt, settings, z0)
+    labels, table = _segment_block(images, gt, settings, z0, source.voxel_size)
     store.write_region(store.open_array("labels/labels2d"), z0, labels)
     atomic_write_bytes(_part(store, "segments", task.block, "csv"), table.to_csv(index=False).encode())
     store.record("segments", task.block, task.key, array_checksum(labels))

@@ -86,13 +86,13 @@ class SegmentationResult:
     table: Any
 
 
-def _section_prompts(mode, section, gt_section, detector, config):
+def _section_prompts(mode, section, gt_section, detector, config, pixel_nm=None):
     from dendrosam.segment.detector import detect
     from dendrosam.segment.prompts import prompts_from_gt
 
     if mode == "detector":
         b = detect(detector, section, conf=config.conf, iou=config.iou, max_det=config.max_det,
-                   tile=config.detector_tile)
+                   tile=config.detector_tile, pixel_nm=pixel_nm)
         ids = np.arange(1, len(b) + 1, dtype=np.uint64)
         return ids, b.xyxy, None, None, b.scores
     kind = "boxes" if mode == "gt-boxes" else "points"
@@ -124,6 +124,7 @@ def segment_slices(
     config: SegmentConfig = SegmentConfig(),
     progress: bool = True,
     out: str | os.PathLike | None = None,
+    pixel_nm: float | None = None,
 ) -> SegmentationResult:
     """Segment every section of a stack independently.
 
@@ -146,6 +147,10 @@ def segment_slices(
         Show a tqdm progress bar.
     out : path, optional
         Write labels to a zarr array there, one section per chunk, instead of memory.
+    pixel_nm : float, optional
+        In-plane pixel size of the sections (nm). A detector trained at a pixel size
+        (:attr:`~dendrosam.segment.detector.Detector.pixel_nm`, the shipped one included) sees
+        the sections resampled to it; ``None`` uses them as they are.
 
     Returns
     -------
@@ -180,7 +185,7 @@ def segment_slices(
         section = np.asarray(images[z])
         gt_z = None if gt is None else np.asarray(gt[z])
         ids, boxes, pts, plabels, det_scores = _section_prompts(prompts, section, gt_z, detector,
-                                                                config)
+                                                                config, pixel_nm)
         pm = predict_masks(sam, section, boxes=boxes, points=pts, point_labels=plabels,
                            batch_size=config.batch_size, multimask=config.multimask,
                            tile_size=config.tile_size, precision=config.precision)

@@ -73,6 +73,7 @@ def _run_segment(args: argparse.Namespace) -> int:
     from dendrosam.reconstruct.cli_io import voxel_size_from_args
     from dendrosam.segment.api import SegmentConfig, segment_slices
     from dendrosam.segment.detector import load_detector
+    from dendrosam.segment.detector import in_plane_nm
     from dendrosam.segment.sam import load_sam
 
     if args.batch_size is not None and args.batch_size < 1:
@@ -88,7 +89,7 @@ def _run_segment(args: argparse.Namespace) -> int:
     sam = load_sam(args.sam, args.sam_type, args.device)
     det = load_detector(args.detector, args.device) if args.prompts == "detector" else None
     images = vol.data[z0:z1]
-    res = segment_slices(images, sam, det, prompts=args.prompts, gt=gt,
+    res = segment_slices(images, sam, det, prompts=args.prompts, gt=gt, pixel_nm=in_plane_nm(vol.voxel_size),
                          config=SegmentConfig(batch_size=args.batch_size, conf=args.conf,
                                               precision=args.precision, fill=args.fill))
     out = Path(args.out)

@@ -23,6 +23,21 @@ def _pairs(values, flag):
     return tuple(out)
 
 
+def _file_pixel_nm(path: str, override: float | None) -> float | None:
+    """In-plane pixel size (nm) of a volume: ``override``, else its metadata, else None."""
+    import warnings
+
+    from dendrosam.reconstruct import open_volume
+    from dendrosam.segment.detector import in_plane_nm
+
+    if override is not None:
+        return float(override)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        vol = open_volume(path)
+    return None if caught else in_plane_nm(vol.voxel_size)
+
+
 def _sam_config(args):
     from dendrosam.segment.train_sam import TrainSamConfig
 
@@ -52,15 +67,25 @@ def _train_detector(args) -> int:
     from dendrosam.segment.train_detector import DetectorTrainConfig, train_detector, write_yolo_dataset
     from dendrosam.segment.train_sam import parse_region
 
+    from dendrosam.errors import ConfigError
+    from dendrosam.segment.train_detector import resample_pair
+
     cfg = DetectorTrainConfig(model=args.model, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
-                              device=args.device, seed=args.seed, min_size=args.min_size, tile=args.tile)
+                              device=args.device, seed=args.seed, min_size=args.min_size, tile=args.tile,
+                              pixel_nm=args.pixel_nm)
     splits = {}
     for name, specs in (("train", _pairs(args.data, "--data")), ("val", _pairs(args.val, "--val"))):
         pairs = []
         for s in specs:
             reg = parse_region(s.region)
             raw, lab = read_array(s.raw, reg), read_array(s.labels, reg)
-            pairs += list(zip(raw, lab))
+            scale = 1.0
+            if args.pixel_nm is not None:
+                px = _file_pixel_nm(s.raw, args.data_pixel_nm)
+                if px is None:
+                    raise ConfigError(f"--pixel-nm: {s.raw} states no pixel size; give --data-pixel-nm")
+                scale = px / args.pixel_nm
+            pairs += [resample_pair(r, lab_z, scale) for r, lab_z in zip(raw, lab)]
         if pairs:
             splits[name] = pairs
     work = Path(args.work)
@@ -83,7 +108,8 @@ def _pseudolabel(args) -> int:
     pl = PseudoLabelConfig(min_score=args.min_score, min_stability=args.min_stability,
                            min_area=args.min_area, conf=args.conf)
     lines = pseudolabel_rounds(args.input, args.sam, Path(args.work), args.rounds, cfg, args.detector,
-                               pl, region=args.region, detector_config=det_cfg)
+                               pl, region=args.region, detector_config=det_cfg,
+                               pixel_nm=_file_pixel_nm(args.input, args.pixel_nm))
     for line in lines:
         print(json.dumps(line))
     return 0
@@ -131,6 +157,10 @@ def register(subparsers) -> None:
     p.add_argument("--min-size", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--pixel-nm", type=float, help="resample every section to this pixel size (nm) for "
+                   "training and stamp it into the weights; inference then resamples to it too")
+    p.add_argument("--data-pixel-nm", type=float,
+                   help="in-plane pixel size (nm) of the --data/--val volumes (default: their metadata)")
     p.set_defaults(func=_train_detector)
 
     p = subparsers.add_parser("pseudolabel", help="label unlabelled EM with detector+SAM, retrain, report")
@@ -147,5 +177,7 @@ def register(subparsers) -> None:
     p.add_argument("--retrain-detector", action="store_true",
                    help="also fine-tune the detector on each round's pseudo-labels")
     p.add_argument("--detector-epochs", type=int, default=10)
+    p.add_argument("--pixel-nm", type=float,
+                   help="in-plane pixel size (nm) of the input and --val data (default: the input's metadata)")
     _sam_options(p, "pseudolabel_work")
     p.set_defaults(func=_pseudolabel)

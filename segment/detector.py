@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from dendrosam.errors import CheckpointError
+from dendrosam.errors import CheckpointError, ConfigError
 
 __all__ = ["DEFAULT_YOLO_PATH", "Detector", "Boxes", "load_detector", "detect"]
 
@@ -33,12 +33,17 @@ class Detector:
         File (or yaml) it was built from.
     imgsz : int
         Inference size (the training size stored in the file, else 640).
+    pixel_nm : float or None
+        Pixel size (nm) the detector was trained at (stored in the checkpoint by
+        :func:`dendrosam.segment.train_detector.train_detector`); :func:`detect` resamples
+        sections of another pixel size to it. ``None``: sections are used as they are.
     """
 
     model: Any
     device: str
     source: str
     imgsz: int = 640
+    pixel_nm: float | None = None
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,35 @@ def load_detector(path_or_yaml: str | os.PathLike | None = None, device: str | N
     args = getattr(model.model, "args", None)
     if isinstance(args, dict) and isinstance(args.get("imgsz"), int):
         imgsz = int(args["imgsz"])
-    return Detector(model=model, device=dev, source=src, imgsz=imgsz)
+    meta = (getattr(model, "ckpt", None) or {}).get("dendrosam") or {}
+    pixel_nm = meta.get("pixel_nm")
+    pixel_nm = float(pixel_nm) if isinstance(pixel_nm, (int, float)) and pixel_nm > 0 else None
+    return Detector(model=model, device=dev, source=src, imgsz=imgsz, pixel_nm=pixel_nm)
+
+
+def resample_section(image2d: np.ndarray, scale: float) -> np.ndarray:
+    """Resize a grey section by ``scale`` (bilinear; area-averaged when shrinking), float32.
+
+    The new side is ``round(side * scale)`` (at least 1 pixel).
+    """
+    from skimage.transform import resize
+
+    img = np.asarray(image2d, dtype=np.float32)
+    shape = tuple(max(1, int(round(n * scale))) for n in img.shape)
+    return resize(img, shape, order=1, mode="edge", anti_aliasing=scale < 1, preserve_range=True).astype(np.float32)
+
+
+def in_plane_nm(voxel_size) -> float:
+    """The in-plane pixel size (nm) of a ``(z, y, x)`` voxel size: the geometric mean of y and x."""
+    return float(np.sqrt(float(voxel_size[1]) * float(voxel_size[2])))
+
+
+def _native_scale(detector: Detector, pixel_nm: float | None) -> float:
+    if pixel_nm is not None and not (np.isfinite(pixel_nm) and pixel_nm > 0):
+        raise ConfigError(f"pixel size must be a positive number of nm, got {pixel_nm!r}")
+    if detector.pixel_nm is None or pixel_nm is None:
+        return 1.0
+    return float(pixel_nm) / detector.pixel_nm
 
 
 def _check_is_yolo(path: Path) -> None:
@@ -139,6 +172,7 @@ def detect(
     max_det: int = 1000,
     tile: int | None = None,
     overlap: int = 64,
+    pixel_nm: float | None = None,
 ) -> Boxes:
     """Detect objects on one section.
 
@@ -155,6 +189,11 @@ def detect(
         Tile side in pixels; ``None``: one pass on the whole section.
     overlap : int
         Overlap of neighbouring tiles in pixels (at least the size of an object).
+    pixel_nm : float or None
+        The section's pixel size (nm). When the detector has a training pixel size
+        (:attr:`Detector.pixel_nm`), the section is resampled to it first (``tile`` and
+        ``overlap`` then count resampled pixels) and the boxes are mapped back; such a detector
+        runs at the section's own size (``imgsz`` rounded up to 32), not at its training size.
 
     Returns
     -------
@@ -166,13 +205,17 @@ def detect(
     from dendrosam.segment.preprocess import normalize_section, to_rgb
     from dendrosam.segment.tiling import tile_starts
 
-    img = normalize_section(np.asarray(image2d))
+    section = np.asarray(image2d)
+    ny0, nx0 = section.shape[:2]
+    scale = _native_scale(detector, pixel_nm)
+    img = normalize_section(resample_section(section, scale) if scale != 1.0 else section)
     ny, nx = img.shape
     size = tile or max(ny, nx)
     halo = overlap // 2
     origins = [(y, x) for y in tile_starts(ny, size, halo) for x in tile_starts(nx, size, halo)]
     crops = [np.ascontiguousarray(to_rgb(img[y:y + size, x:x + size])) for y, x in origins]
-    imgsz = detector.imgsz if tile is None else max(32, int(np.ceil(size / 32)) * 32)
+    native = tile is not None or detector.pixel_nm is not None
+    imgsz = max(32, int(np.ceil(size / 32)) * 32) if native else detector.imgsz
     results = detector.model.predict(
         crops, conf=conf, iou=iou, max_det=max_det, imgsz=imgsz,
         device=detector.device, verbose=False,
@@ -190,7 +233,7 @@ def detect(
     if len(origins) > 1:
         keep = batched_nms(xyxy, scores, classes, iou)[:max_det]
         xyxy, scores, classes = xyxy[keep], scores[keep], classes[keep]
-    xyxy[:, 0::2] = xyxy[:, 0::2].clamp(0, nx)
-    xyxy[:, 1::2] = xyxy[:, 1::2].clamp(0, ny)
+    xyxy[:, 0::2] = (xyxy[:, 0::2] * (nx0 / nx)).clamp(0, nx0)
+    xyxy[:, 1::2] = (xyxy[:, 1::2] * (ny0 / ny)).clamp(0, ny0)
     return Boxes(xyxy.numpy().astype(np.float32), scores.numpy().astype(np.float32),
                  classes.numpy().astype(np.int64))

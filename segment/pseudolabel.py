@@ -62,7 +62,8 @@ class PseudoLabels:
 
 
 def pseudolabel_volume(raw: np.ndarray, sam, detector=None, boxes=None,
-                       config: PseudoLabelConfig = PseudoLabelConfig()) -> PseudoLabels:
+                       config: PseudoLabelConfig = PseudoLabelConfig(),
+                       pixel_nm: float | None = None) -> PseudoLabels:
     """Label every section of ``raw`` with confident SAM masks.
 
     Parameters
@@ -74,6 +75,8 @@ def pseudolabel_volume(raw: np.ndarray, sam, detector=None, boxes=None,
     boxes : sequence of ndarray (N_z, 4), optional
         Prompt boxes per section (``x0, y0, x1, y1``), instead of a detector.
     config : PseudoLabelConfig
+    pixel_nm : float, optional
+        In-plane pixel size of ``raw`` (nm), for a detector trained at a pixel size.
 
     Returns
     -------
@@ -99,7 +102,7 @@ def pseudolabel_volume(raw: np.ndarray, sam, detector=None, boxes=None,
         else:
             from dendrosam.segment.detector import detect
 
-            bx = detect(detector, u8, conf=config.conf).xyxy
+            bx = detect(detector, u8, conf=config.conf, pixel_nm=pixel_nm).xyxy
         if not len(bx):
             continue
         pm = predict_masks(sam, u8, boxes=bx, normalize=False)
@@ -117,24 +120,32 @@ def pseudolabel_volume(raw: np.ndarray, sam, detector=None, boxes=None,
     return PseudoLabels(out, proposed, kept, mean(scores_kept), mean(stab_kept))
 
 
-def _detector_round(raw, labels, val_pairs, current, work, config):
-    """Fine-tune the detector on one round's pseudo-labels; return the new weights' path."""
-    from dendrosam.segment.train_detector import train_detector, write_yolo_dataset
+def _detector_round(raw, labels, val_pairs, current, work, config, pixel_nm=None, det_pixel_nm=None):
+    """Fine-tune the detector on one round's pseudo-labels; return the new weights' path.
+
+    A detector trained at a pixel size (``det_pixel_nm``) keeps it: the sections (of
+    ``pixel_nm``) are resampled to it first.
+    """
+    from dendrosam.segment.train_detector import resample_pair, train_detector, write_yolo_dataset
 
     train = [(raw[z], labels[z]) for z in range(len(raw)) if labels[z].any()]
     if not train:
         return current
-    yaml = write_yolo_dataset({"train": train, "val": val_pairs or train}, work / "data",
-                              config.min_size, config.tile)
+    val = val_pairs or train
+    if det_pixel_nm is not None and pixel_nm is not None and pixel_nm != det_pixel_nm:
+        train = [resample_pair(r, lab, pixel_nm / det_pixel_nm) for r, lab in train]
+        val = [resample_pair(r, lab, pixel_nm / det_pixel_nm) for r, lab in val]
+    yaml = write_yolo_dataset({"train": train, "val": val}, work / "data", config.min_size, config.tile)
     out = work / "detector.pt"
-    train_detector(yaml, out, replace(config, model=str(current)), work / "runs")
+    train_detector(yaml, out, replace(config, model=str(current), pixel_nm=det_pixel_nm), work / "runs")
     return out
 
 
 def pseudolabel_rounds(raw_path: str, sam_path: str, work: Path, rounds: int, train_config,
                        detector_path: str | None = None,
                        config: PseudoLabelConfig = PseudoLabelConfig(),
-                       region: str = "", detector_config=None) -> list[dict]:
+                       region: str = "", detector_config=None,
+                       pixel_nm: float | None = None) -> list[dict]:
     """Label -> fine-tune -> validate, ``rounds`` times; one metrics line per round.
 
     Parameters
@@ -158,6 +169,9 @@ def pseudolabel_rounds(raw_path: str, sam_path: str, work: Path, rounds: int, tr
     detector_config : DetectorTrainConfig or None
         Also retrain the detector every round on the pseudo-labels, starting from the current
         weights, with these settings (its ``model`` is replaced); ``None``: SAM only.
+    pixel_nm : float or None
+        In-plane pixel size (nm) of the raw and validation volumes, for a detector trained at a
+        pixel size (the shipped one is); ``None``: sections are used as they are.
 
     Returns
     -------
@@ -190,7 +204,7 @@ def pseudolabel_rounds(raw_path: str, sam_path: str, work: Path, rounds: int, tr
     def det_score(det):
         if not val_pairs:
             return {"recall": float("nan"), "precision": float("nan")}
-        return detector_scores(det, val_pairs, conf=config.conf)
+        return detector_scores(det, val_pairs, conf=config.conf, pixel_nm=pixel_nm)
 
     current, current_det = sam_path, Path(detector_path or DEFAULT_YOLO_PATH)
     sam = load_sam(current, device=train_config.device)
@@ -201,7 +215,7 @@ def pseudolabel_rounds(raw_path: str, sam_path: str, work: Path, rounds: int, tr
     tifffile.imwrite(raw_tif, raw, compression="zlib", photometric="minisblack")
     lines = []
     for r in range(1, rounds + 1):
-        pl = pseudolabel_volume(raw, sam, det, config=config)
+        pl = pseudolabel_volume(raw, sam, det, config=config, pixel_nm=pixel_nm)
         lab_path = work / f"round{r}_labels.tif"
         tifffile.imwrite(lab_path, pl.labels, compression="zlib", photometric="minisblack")
         cfg = replace(train_config, train_data=(DataSpec(str(raw_tif), str(lab_path), "", "pseudo"),),
@@ -215,7 +229,8 @@ def pseudolabel_rounds(raw_path: str, sam_path: str, work: Path, rounds: int, tr
                 "improved": bool(after > before), "checkpoint": current}
         if detector_config is not None:
             current_det = _detector_round(raw, pl.labels, val_pairs, current_det,
-                                          work / f"round{r}_detector", detector_config)
+                                          work / f"round{r}_detector", detector_config,
+                                          pixel_nm, det.pixel_nm)
             det = load_detector(current_det, device=train_config.device)
             det_after = det_score(det)
             line.update(det_recall_before=det_before["recall"], det_recall_after=det_after["recall"],

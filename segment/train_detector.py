@@ -6,6 +6,11 @@ normalised to the image size (objects smaller than ``min_size`` pixels dropped);
 :func:`normalize_section` output (the pixels inference sees), label files and ``data.yaml``;
 :func:`train_detector` trains through ultralytics offline (``import_ultralytics``) and copies the
 best ``.pt`` out.
+
+Pixel size: a detector trained with ``pixel_nm`` sees every section resampled to that pixel size
+(:func:`resample_pair`), so one model covers data from 4 to 15 nm pixels at one object scale;
+:func:`train_detector` stamps ``pixel_nm`` into the checkpoint, and
+:func:`dendrosam.segment.detector.detect` resamples sections the same way at inference.
 """
 
 from __future__ import annotations
@@ -23,7 +28,37 @@ from dendrosam.errors import ConfigError, InputError
 from dendrosam.segment.preprocess import normalize_section
 
 __all__ = ["masks_to_yolo", "yolo_to_boxes", "write_yolo_dataset", "DetectorTrainConfig",
-           "train_detector", "default_detector_run"]
+           "train_detector", "default_detector_run", "resample_pair"]
+
+#: In-plane pixel sizes (nm) of the project's training data. gala's is not stated; it is a
+#: FlyEM FIB-SEM crop like medulla, taken as 10 nm.
+DEFAULT_DATA_PIXEL_NM = {"medulla": 10.0, "isbi": 4.0, "gala": 10.0}
+
+
+def resample_pair(raw: np.ndarray, labels: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Resize a section and its labels by ``scale`` (new side = ``round(side * scale)``).
+
+    ``raw`` is resampled like inference does (:func:`dendrosam.segment.detector.resample_section`,
+    before the intensity normalisation);
+    ``labels`` take the id of the source pixel under each new pixel's centre (nearest), so
+    ids are never mixed.
+
+    Examples
+    --------
+    >>> lab = np.array([[1, 2], [3, 4]])
+    >>> resample_pair(lab.astype(np.uint8), lab, 2.0)[1].tolist()
+    [[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4], [3, 3, 4, 4]]
+    """
+    from dendrosam.segment.detector import resample_section
+
+    lab = np.asarray(labels)
+    if scale == 1.0:
+        return np.asarray(raw), lab
+    img = resample_section(np.asarray(raw), scale)
+    ny, nx = img.shape
+    rows = np.minimum(((np.arange(ny) + 0.5) * lab.shape[0] / ny).astype(np.int64), lab.shape[0] - 1)
+    cols = np.minimum(((np.arange(nx) + 0.5) * lab.shape[1] / nx).astype(np.int64), lab.shape[1] - 1)
+    return img, lab[np.ix_(rows, cols)]
 
 
 def masks_to_yolo(labels2d: np.ndarray, min_size: int = 4) -> np.ndarray:
@@ -43,7 +78,7 @@ def masks_to_yolo(labels2d: np.ndarray, min_size: int = 4) -> np.ndarray:
     Examples
     --------
     >>> lab = np.zeros((10, 20), int); lab[2:6, 4:8] = 3
-    >>> masks_to_yolo(lab, 1).tolist()
+    >>> np.round(masks_to_yolo(lab, 1), 6).tolist()
     [[0.0, 0.3, 0.4, 0.2, 0.4]]
     """
     from dendrosam.segment.train_data import box_of_masks
@@ -91,7 +126,7 @@ def box_matches(pred: np.ndarray, gt: np.ndarray, iou: float = 0.5) -> int:
 
 
 def detector_scores(detector, pairs: Sequence[tuple[np.ndarray, np.ndarray]], conf: float = 0.25,
-                    iou: float = 0.5, min_size: int = 4) -> dict:
+                    iou: float = 0.5, min_size: int = 4, pixel_nm: float | None = None) -> dict:
     """Recall and precision of a detector against the boxes of GT objects (box IoU >= ``iou``).
 
     Parameters
@@ -102,6 +137,8 @@ def detector_scores(detector, pairs: Sequence[tuple[np.ndarray, np.ndarray]], co
         GT boxes are the objects' boxes as written for training (:func:`masks_to_yolo`).
     conf, iou, min_size : float, float, int
         Detector score threshold, matching IoU, smallest GT box side (pixels).
+    pixel_nm : float or None
+        Pixel size of the sections (see :func:`~dendrosam.segment.detector.detect`).
 
     Returns
     -------
@@ -113,7 +150,7 @@ def detector_scores(detector, pairs: Sequence[tuple[np.ndarray, np.ndarray]], co
     n_gt = n_pred = n_match = 0
     for image, labels in pairs:
         gt = yolo_to_boxes(masks_to_yolo(labels, min_size), labels.shape)
-        pred = detect(detector, image, conf=conf).xyxy
+        pred = detect(detector, image, conf=conf, pixel_nm=pixel_nm).xyxy
         n_gt, n_pred, n_match = n_gt + len(gt), n_pred + len(pred), n_match + box_matches(pred, gt, iou)
     return {"recall": n_match / max(n_gt, 1), "precision": n_match / max(n_pred, 1),
             "n_gt": n_gt, "n_pred": n_pred, "conf": conf, "iou": iou}
@@ -168,7 +205,12 @@ def write_yolo_dataset(
 
 @dataclass(frozen=True)
 class DetectorTrainConfig:
-    """YOLO training settings (see ultralytics' ``train`` arguments of the same names)."""
+    """YOLO training settings (see ultralytics' ``train`` arguments of the same names).
+
+    ``pixel_nm``: the pixel size (nm) the training sections were resampled to
+    (:func:`resample_pair`); stamped into the checkpoint so inference resamples to it too.
+    ``None``: sections used as they are.
+    """
 
     model: str = "yolov8n.yaml"
     epochs: int = 50
@@ -180,6 +222,7 @@ class DetectorTrainConfig:
     workers: int = 0
     min_size: int = 4
     tile: int | None = 256
+    pixel_nm: float | None = None
 
 
 def train_detector(data_yaml: Path, out_pt: Path, config: DetectorTrainConfig = DetectorTrainConfig(),
@@ -205,8 +248,23 @@ def train_detector(data_yaml: Path, out_pt: Path, config: DetectorTrainConfig = 
         best = run / "weights" / "last.pt"
     Path(out_pt).parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(best, out_pt)
+    stamp_pixel_size(out_pt, config.pixel_nm)
     return {"seconds": round(time.time() - t0, 1), "run": str(run),
             "results_csv": str(run / "results.csv")}
+
+
+def stamp_pixel_size(path: Path, pixel_nm: float | None) -> None:
+    """Record the detector's training pixel size in its checkpoint (key ``dendrosam``).
+
+    Uses ultralytics' own ``strip_optimizer`` (fp16 weights, no optimizer state), which
+    overlays the key on the checkpoint it has just written.
+    """
+    from dendrosam.segment._ultralytics import import_ultralytics
+
+    import_ultralytics()
+    from ultralytics.utils.torch_utils import strip_optimizer
+
+    strip_optimizer(str(path), updates={"dendrosam": {"pixel_nm": None if pixel_nm is None else float(pixel_nm)}})
 
 
 def default_validation(detector, val: Sequence[tuple[np.ndarray, np.ndarray]], n_medulla: int,
@@ -217,17 +275,20 @@ def default_validation(detector, val: Sequence[tuple[np.ndarray, np.ndarray]], n
     """
     out: dict = {"protocol": "recall/precision of GT object boxes at box IoU >= 0.5 (Hungarian "
                              "matching), held-out sections"}
+    px = DEFAULT_DATA_PIXEL_NM
     for conf in confs:
-        out[f"medulla_conf{conf:g}"] = detector_scores(detector, val[:n_medulla], conf=conf)
-        out[f"isbi_conf{conf:g}"] = detector_scores(detector, val[n_medulla:], conf=conf)
+        out[f"medulla_conf{conf:g}"] = detector_scores(detector, val[:n_medulla], conf=conf, pixel_nm=px["medulla"])
+        out[f"isbi_conf{conf:g}"] = detector_scores(detector, val[n_medulla:], conf=conf, pixel_nm=px["isbi"])
     return out
 
 
 def default_detector_run(data: Path, work: Path, models: Path, command: str, epochs: int = 60,
-                         init: str | None = None) -> dict:
+                         init: str | None = None, pixel_nm: float | None = None) -> dict:
     """Train the shipped default detector on the project split (see ``examples/train_default_models.py``).
 
     ``init``: continue from these weights (a new schedule of ``epochs``) instead of from scratch.
+    ``pixel_nm``: resample every section to this pixel size (:data:`DEFAULT_DATA_PIXEL_NM` gives
+    the data's own).
     """
     import tifffile
 
@@ -238,13 +299,22 @@ def default_detector_run(data: Path, work: Path, models: Path, command: str, epo
     train = [(mr[z, :, :125], ml[z, :, :125]) for z in range(0, 125, 2)]
     train += [(ir[z], il[z]) for z in range(16)] + [(gr[z], gl[z]) for z in range(0, 50, 2)]
     val = [(mr[z, :, 125:], ml[z, :, 125:]) for z in range(0, 125, 4)] + [(ir[z], il[z]) for z in range(16, 20)]
-    cfg = DetectorTrainConfig(epochs=epochs, model=str(init) if init else DetectorTrainConfig.model)
-    yaml = write_yolo_dataset({"train": train, "val": val}, work / "yolo_default" / "data", cfg.min_size, cfg.tile)
+    if pixel_nm is not None:
+        n_med, n_isbi = len(range(0, 125, 2)), 16
+        src = [DEFAULT_DATA_PIXEL_NM[k] for k in ["medulla"] * n_med + ["isbi"] * n_isbi + ["gala"] * (len(train) - n_med - n_isbi)]
+        train = [resample_pair(r, lab, px / pixel_nm) for (r, lab), px in zip(train, src)]
+        src = [DEFAULT_DATA_PIXEL_NM["medulla"]] * len(range(0, 125, 4)) + [DEFAULT_DATA_PIXEL_NM["isbi"]] * 4
+        ds_val = [resample_pair(r, lab, px / pixel_nm) for (r, lab), px in zip(val, src)]
+    else:
+        ds_val = val
+    cfg = DetectorTrainConfig(epochs=epochs, model=str(init) if init else DetectorTrainConfig.model,
+                              pixel_nm=pixel_nm)
+    yaml = write_yolo_dataset({"train": train, "val": ds_val}, work / "yolo_default" / "data", cfg.min_size, cfg.tile)
     out = models / "dendrosam_yolo_default.pt"
     if init and Path(init).resolve() == out.resolve():  # ultralytics reads it while we overwrite it
         start = work / "yolo_default" / "init.pt"
         shutil.copyfile(init, start)
-        cfg = DetectorTrainConfig(epochs=epochs, model=str(start))
+        cfg = DetectorTrainConfig(epochs=epochs, model=str(start), pixel_nm=pixel_nm)
     info = train_detector(yaml, out, cfg, work / "yolo_default" / "runs")
     from dendrosam.segment.detector import load_detector
     from dendrosam.segment.train_log import portable_card

@@ -22,7 +22,8 @@ def heldout():
     from dendrosam.reconstruct.datasets import demo_data
 
     d = demo_data("medulla40")
-    return open_volume(d["raw"]).read(), open_volume(d["neurons"]).read()
+    raw = open_volume(d["raw"])
+    return raw.read(), open_volume(d["neurons"]).read(), raw.voxel_size
 
 
 def test_shipped_sam_card_medulla_figure_is_reproduced(heldout):
@@ -35,7 +36,7 @@ def test_shipped_sam_card_medulla_figure_is_reproduced(heldout):
     sam = load_sam(device="cpu")  # no path: the shipped default
     assert sam.arch.name == "tiny_zoom"
     card = sam.card["validation_full"]["medulla"]
-    raw, labels = heldout
+    raw, labels, _ = heldout
     val = ValSet("medulla", raw, labels)
     got = evaluate_prompted(sam, val, min_area=20)
     assert got["n"] == card["n"] == 839
@@ -45,7 +46,7 @@ def test_shipped_sam_card_medulla_figure_is_reproduced(heldout):
 
 
 def test_shipped_detector_card_medulla_figure_is_reproduced(heldout):
-    from dendrosam.segment.detector import load_detector
+    from dendrosam.segment.detector import in_plane_nm, load_detector
     from dendrosam.segment.train_detector import detector_scores
 
     det = load_detector(device="cpu")
@@ -53,8 +54,9 @@ def test_shipped_detector_card_medulla_figure_is_reproduced(heldout):
 
     card = json.loads(DEFAULT_YOLO_PATH.with_name("dendrosam_yolo_default.card.json").read_text())
     want = card["validation"]["medulla_conf0.05"]
-    raw, labels = heldout
-    got = detector_scores(det, list(zip(raw, labels)), conf=0.05)
+    raw, labels, voxel_size = heldout
+    assert in_plane_nm(voxel_size) == 10.0
+    got = detector_scores(det, list(zip(raw, labels)), conf=0.05, pixel_nm=10.0)
     assert got["n_gt"] == want["n_gt"] == 856
     assert abs(got["n_pred"] - want["n_pred"]) <= 5
     assert got["recall"] == pytest.approx(want["recall"], abs=0.01)

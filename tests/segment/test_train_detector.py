@@ -45,9 +45,25 @@ def test_one_epoch_training_writes_loadable_weights(tmp_path):
     yaml = write_yolo_dataset({"train": pairs, "val": pairs[:2]}, tmp_path / "data")
     assert len(list((tmp_path / "data" / "labels" / "train").glob("*.txt"))) == 4
     out = tmp_path / "det.pt"
-    train_detector(yaml, out, DetectorTrainConfig(epochs=1, imgsz=64, batch=4))
+    train_detector(yaml, out, DetectorTrainConfig(epochs=1, imgsz=64, batch=4, pixel_nm=7.5))
     det = load_detector(out, device="cpu")
-    assert det.imgsz == 64
+    assert det.imgsz == 64 and det.pixel_nm == 7.5  # the training pixel size travels in the weights
+
+
+def test_resample_pair_keeps_ids_and_scales_boxes_exactly():
+    from dendrosam.segment.train_detector import resample_pair
+
+    lab = np.zeros((40, 60), np.int32)
+    lab[4:12, 10:30] = 3
+    lab[20:36, 40:58] = 7
+    raw = np.where(lab > 0, 50.0, 200.0)
+    img, up = resample_pair(raw, lab, 2.0)
+    assert img.shape == up.shape == (80, 120) and set(np.unique(up)) == {0, 3, 7}
+    assert (up == 3).sum() == 4 * (lab == 3).sum()  # nearest: every pixel becomes 2 x 2
+    # normalised YOLO rows are scale-free: the same boxes after an integer up-sampling
+    np.testing.assert_allclose(masks_to_yolo(up, 1), masks_to_yolo(lab, 1), atol=1e-12)
+    img, down = resample_pair(raw, lab, 0.5)
+    assert down.shape == (20, 30) and (down == 7).sum() == 8 * 9
 
 
 def test_box_matches_is_one_to_one_at_the_iou_threshold():
