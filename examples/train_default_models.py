@@ -18,7 +18,8 @@ cosine schedule over ``--sam-steps``): steps 0-350 with a 20,000-step schedule, 
 (a warm restart; about 1.8 h). ``make train-models`` runs the recipe uninterrupted: one
 22,000-step schedule. The shipped detector: 60 epochs from scratch (about 23 min of one core), then
 two more 60-epoch stages, each started from the previous weights (``--yolo-init``, about 14 min
-each); the model card lists every stage.
+each), then a fourth with every section resampled to 5 nm pixels (``--yolo-pixel-nm 5``, about
+18 min); the model card lists every stage.
 """
 
 from __future__ import annotations
