@@ -203,10 +203,12 @@ def open_volume(
 
     Examples
     --------
-    >>> vol = open_volume("stack.ome.tif")                     # doctest: +SKIP
-    >>> vol.shape, vol.voxel_size                              # doctest: +SKIP
+    >>> from dendrosam.reconstruct import demo_data
+    >>> vol = open_volume(demo_data("medulla40")["raw"])       # the bundled OME-TIFF crop
+    >>> vol.shape, vol.voxel_size
     ((32, 250, 125), (40.0, 10.0, 10.0))
-    >>> img = vol.section(10)                                  # reads one section only
+    >>> vol.section(10).shape                                  # reads one section only
+    (250, 125)
     """
     if isinstance(path, Volume):
         if voxel_size is None:

@@ -12,7 +12,7 @@ Examples
 >>> import numpy as np
 >>> from dendrosam.reconstruct.tracking import track
 >>> stack = np.zeros((3, 8, 8), np.uint16)
->>> stack[:, 2:5, 2:5] = [7, 1, 3]          # one tube, a different 2D id in every section
+>>> stack[:, 2:5, 2:5] = np.array([7, 1, 3])[:, None, None]   # one tube, another 2D id per section
 >>> result = track(stack, voxel_size=(40, 10, 10))
 >>> result.n_objects, int(result.labels.max())
 (1, 1)
