@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from dendrosam.cli import main
@@ -23,8 +24,12 @@ def test_demo_runs_the_whole_pipeline_and_compares_with_the_baseline(tmp_path, c
     printed = capsys.readouterr().out
     assert "dendrosam (shipped models)" in printed and "NeuroProof watershed" in printed
     # the baseline row is the bundled watershed scored against the bundled GT (held-out medulla half)
-    assert "NeuroProof watershed                 2.130     0.288   0.293" in printed
-    assert "same 2D masks, perfect linking" in printed
+    rows = {line[:36].strip(): line[36:].split() for line in printed.splitlines() if len(line) > 36}
+    assert rows["NeuroProof watershed"] == ["2.130", "0.288", "0.293"]
+    # overlap-only linking joins a subset of what perfect linking joins: more split, less merge
+    perfect = [float(v) for v in rows["same 2D masks, perfect linking"]]
+    local = [float(v) for v in rows["same 2D masks, best overlap links"]]
+    assert local[0] >= perfect[0] and local[1] <= perfect[1] and np.isfinite(local).all()
     run = json.loads((out / "run.json").read_text())
     assert run["status"] == "complete" and run["shape"] == [32, 250, 125]
     metrics = json.loads((out / "metrics.json").read_text())

@@ -41,3 +41,35 @@ def test_oracle_bounds_a_real_tracker_and_is_exact_on_perfect_masks():
 def test_oracle_link_rejects_shape_mismatch():
     with pytest.raises(LabelError, match="same shape"):
         oracle_link(np.zeros((2, 3, 3), np.uint8), np.zeros((2, 3, 4), np.uint8))
+
+
+def test_overlap_oracle_joins_only_through_overlapping_same_neuron_objects():
+    gt = np.zeros((3, 4, 8), np.uint32)
+    gt[:, :, :4], gt[:, :, 4:] = 11, 22
+    masks = np.zeros_like(gt)
+    masks[0, :, :2], masks[0, :, 2:4] = 1, 2  # two fragments of 11 ...
+    masks[1, :, :4] = 3  # ... joined through the next section
+    masks[2, :, :4] = 4
+    masks[0, :, 4:], masks[2, :, 4:] = 5, 6  # 22 has no mask in section 1: two objects
+    masks[1, :, 4:] = 0
+    out = oracle_link(masks, gt, links="overlap")
+    assert len(np.unique(out[:, :, :4])) == 1 and out[0, 0, 0] == 1  # one object, first voxel first
+    assert out[0, 0, 4] != out[2, 0, 4] and 0 not in (out[0, 0, 4], out[2, 0, 4])
+    assert len(np.unique(out)) == 3 + 1  # 11, 22 twice, and the background
+    np.testing.assert_array_equal(oracle_link(masks, gt)[[0, 2], 0, 4], [22, 22])
+    # a tracker linking every overlap of one neuron reaches the bound exactly on these masks
+    bound = evaluate(gt, out)
+    assert bound.voi_merge == 0.0 and bound.voi_split > 0.0
+
+
+def test_overlap_oracle_never_joins_different_neurons_and_rejects_unknown_mode():
+    rng = np.random.default_rng(1)
+    gt = np.kron(rng.integers(1, 9, (5, 4, 4)), np.ones((1, 4, 4), np.int64)).astype(np.uint32)
+    masks = np.kron(rng.integers(1, 20, (5, 8, 8)), np.ones((1, 2, 2), np.int64)).astype(np.uint32)
+    out = oracle_link(masks, gt, links="overlap")
+    any_ = oracle_link(masks, gt)
+    # every overlap object lies inside one "any" object (same neuron), never across two
+    pairs = np.unique(np.stack([out.ravel(), any_.ravel()]), axis=1)
+    assert np.all(np.bincount(pairs[0]) <= 1)
+    with pytest.raises(ValueError, match="links"):
+        oracle_link(masks, gt, links="nearest")
