@@ -124,7 +124,7 @@ def _overlap_oracle(labels2d: Any, gt: Any, out: Any) -> Any:
         sp.coo_matrix((np.ones(s.size, np.int8), (s, d)), shape=(n, n)), directed=False
     )
     keep = np.zeros(int(comp.max()) + 1 if n else 0, dtype=bool)
-    keep[comp[np.concatenate(majority) > 0] if n else []] = True  # GT-background objects -> 0
+    keep[comp[np.concatenate(majority) > 0]] = True  # objects on GT background only -> 0
     label = canonical_labels(comp, np.arange(n, dtype=np.int64), keep)
     for z in range(depth):  # pass 2: write
         objs = section_objects(read_section(labels2d, z))

@@ -71,5 +71,7 @@ def test_overlap_oracle_never_joins_different_neurons_and_rejects_unknown_mode()
     # every overlap object lies inside one "any" object (same neuron), never across two
     pairs = np.unique(np.stack([out.ravel(), any_.ravel()]), axis=1)
     assert np.all(np.bincount(pairs[0]) <= 1)
+    empty = np.zeros((2, 3, 3), np.uint8)
+    assert oracle_link(empty, empty, links="overlap").max() == 0
     with pytest.raises(ValueError, match="links"):
         oracle_link(masks, gt, links="nearest")
