@@ -296,20 +296,21 @@ def default_detector_run(data: Path, work: Path, models: Path, command: str, epo
     mr, ml = (tifffile.imread(med / f) for f in ("raw_z000-124.ome.tif", "neurons_z000-124.ome.tif"))
     ir, il = (tifffile.imread(isbi / f) for f in ("raw_z00-19.ome.tif", "neurites_z00-19.ome.tif"))
     gr, gl = (tifffile.imread(gala / f) for f in ("raw.ome.tif", "neurons.ome.tif"))
-    train = [(mr[z, :, :125], ml[z, :, :125]) for z in range(0, 125, 2)]
-    train += [(ir[z], il[z]) for z in range(16)] + [(gr[z], gl[z]) for z in range(0, 50, 2)]
-    val = [(mr[z, :, 125:], ml[z, :, 125:]) for z in range(0, 125, 4)] + [(ir[z], il[z]) for z in range(16, 20)]
-    if pixel_nm is not None:
-        n_med, n_isbi = len(range(0, 125, 2)), 16
-        src = [DEFAULT_DATA_PIXEL_NM[k] for k in ["medulla"] * n_med + ["isbi"] * n_isbi + ["gala"] * (len(train) - n_med - n_isbi)]
-        train = [resample_pair(r, lab, px / pixel_nm) for (r, lab), px in zip(train, src)]
-        src = [DEFAULT_DATA_PIXEL_NM["medulla"]] * len(range(0, 125, 4)) + [DEFAULT_DATA_PIXEL_NM["isbi"]] * 4
-        ds_val = [resample_pair(r, lab, px / pixel_nm) for (r, lab), px in zip(val, src)]
-    else:
-        ds_val = val
+    px = DEFAULT_DATA_PIXEL_NM
+    train = [(mr[z, :, :125], ml[z, :, :125], px["medulla"]) for z in range(0, 125, 2)]
+    train += [(ir[z], il[z], px["isbi"]) for z in range(16)]
+    train += [(gr[z], gl[z], px["gala"]) for z in range(0, 50, 2)]
+    val = [(mr[z, :, 125:], ml[z, :, 125:], px["medulla"]) for z in range(0, 125, 4)]
+    val += [(ir[z], il[z], px["isbi"]) for z in range(16, 20)]
+
+    def at_size(sections):  # the sections as the detector is trained on them
+        return [(r, lab) if pixel_nm is None else resample_pair(r, lab, own / pixel_nm)
+                for r, lab, own in sections]
+
     cfg = DetectorTrainConfig(epochs=epochs, model=str(init) if init else DetectorTrainConfig.model,
                               pixel_nm=pixel_nm)
-    yaml = write_yolo_dataset({"train": train, "val": ds_val}, work / "yolo_default" / "data", cfg.min_size, cfg.tile)
+    yaml = write_yolo_dataset({"train": at_size(train), "val": at_size(val)}, work / "yolo_default" / "data",
+                              cfg.min_size, cfg.tile)
     out = models / "dendrosam_yolo_default.pt"
     if init and Path(init).resolve() == out.resolve():  # ultralytics reads it while we overwrite it
         start = work / "yolo_default" / "init.pt"
@@ -326,7 +327,7 @@ def default_detector_run(data: Path, work: Path, models: Path, command: str, epo
         "model": "dendrosam YOLO detector", "config": cfg.__dict__, "command": command,
         "data": "medulla x<125 every 2nd section, ISBI z0-15, gala; val medulla [::4,:,125:] + ISBI z16-19",
         "training": info, "date": time.strftime("%Y-%m-%d"),
-        "validation": default_validation(det, val, len(range(0, 125, 4))),
+        "validation": default_validation(det, [(r, lab) for r, lab, _ in val], len(range(0, 125, 4))),
     })
     if previous is not None:  # a continued run: the card keeps every earlier stage
         card["previous_stages"] = [*previous.get("previous_stages", []),
