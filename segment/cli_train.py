@@ -25,17 +25,13 @@ def _pairs(values, flag):
 
 def _file_pixel_nm(path: str, override: float | None) -> float | None:
     """In-plane pixel size (nm) of a volume: ``override``, else its metadata, else None."""
-    import warnings
-
     from dendrosam.reconstruct import open_volume
     from dendrosam.segment.detector import in_plane_nm
 
     if override is not None:
         return float(override)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", UserWarning)
-        vol = open_volume(path)
-    return None if caught else in_plane_nm(vol.voxel_size)
+    vol = open_volume(path, warn_default=False)
+    return in_plane_nm(vol.voxel_size) if vol.voxel_size_known else None
 
 
 def _sam_config(args):
@@ -63,12 +59,12 @@ def _train_sam(args) -> int:
 def _train_detector(args) -> int:
     from pathlib import Path
 
-    from dendrosam.segment.train_data import read_array
-    from dendrosam.segment.train_detector import DetectorTrainConfig, train_detector, write_yolo_dataset
-    from dendrosam.segment.train_sam import parse_region
-
     from dendrosam.errors import ConfigError
-    from dendrosam.segment.train_detector import resample_pair
+    from dendrosam.segment.train_data import read_array
+    from dendrosam.segment.train_detector import (
+        DetectorTrainConfig, resample_pair, train_detector, write_yolo_dataset,
+    )
+    from dendrosam.segment.train_sam import parse_region
 
     cfg = DetectorTrainConfig(model=args.model, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
                               device=args.device, seed=args.seed, min_size=args.min_size, tile=args.tile,

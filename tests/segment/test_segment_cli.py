@@ -140,3 +140,17 @@ def test_cli_pseudolabel_round_prints_its_metrics_line(stack_files, capsys):
     assert line["round"] == 1 and 0 < line["kept"] <= line["proposed"]
     assert 0.0 <= line["val_iou_after"] <= 1.0 and "det_recall_after" not in line
     assert tifffile.imread(d / "pl" / "round1_labels.tif").shape == (2, 96, 128)
+
+
+def test_training_pixel_size_comes_from_metadata_or_the_override(tmp_path):
+    import tifffile
+
+    from dendrosam.reconstruct.io_writers import write_tiff
+    from dendrosam.segment.cli_train import _file_pixel_nm
+
+    data = np.zeros((2, 8, 8), np.uint8)
+    stated = write_tiff(tmp_path / "stated.ome.tif", data, (40.0, 4.0, 9.0))
+    tifffile.imwrite(tmp_path / "plain.tif", data)  # no voxel size anywhere
+    assert _file_pixel_nm(str(stated), None) == pytest.approx(6.0)  # sqrt(4 * 9)
+    assert _file_pixel_nm(str(tmp_path / "plain.tif"), None) is None
+    assert _file_pixel_nm(str(tmp_path / "plain.tif"), 12.5) == 12.5
