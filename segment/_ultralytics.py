@@ -3,13 +3,16 @@
 ultralytics looks up DNS on import, checks for its font on GitHub and syncs settings to its
 hub. :func:`import_ultralytics` sets its environment before the first import: offline mode, a
 settings folder the project controls (with matplotlib's DejaVu Sans as the fonts it wants) and
-sync/hub/telemetry off.
+sync/hub/telemetry off. ultralytics also changes numpy's and torch's print options for the whole
+process when imported; they are put back as they were.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
@@ -36,6 +39,22 @@ def _prepare(folder: Path) -> None:
             shutil.copyfile(ttf, fonts / name)
 
 
+@contextmanager
+def _print_options_kept() -> Iterator[None]:
+    """Restore numpy's and torch's print options after the block (ultralytics sets both on import)."""
+    import numpy as np
+    import torch
+    from torch._tensor_str import PRINT_OPTS
+
+    numpy_opts = np.get_printoptions()
+    torch_opts = {k: getattr(PRINT_OPTS, k) for k in ("precision", "threshold", "edgeitems", "linewidth", "sci_mode")}
+    try:
+        yield
+    finally:
+        np.set_printoptions(**numpy_opts)
+        torch.set_printoptions(**torch_opts)
+
+
 def import_ultralytics() -> ModuleType:
     """Return the ``ultralytics`` module, configured to stay offline.
 
@@ -59,6 +78,8 @@ def import_ultralytics() -> ModuleType:
         os.environ["YOLO_CONFIG_DIR"] = str(folder)
         os.environ["YOLO_OFFLINE"] = "1"
         os.environ.setdefault("YOLO_VERBOSE", "False")
+        with _print_options_kept():
+            import ultralytics
     import ultralytics
     from ultralytics.utils import SETTINGS
 

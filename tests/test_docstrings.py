@@ -6,7 +6,13 @@ import doctest
 import importlib
 import pkgutil
 
+import numpy as np
 import pytest
+
+#: numpy's documented defaults: examples print the way a fresh interpreter prints them
+NUMPY_DEFAULTS = dict(precision=8, threshold=1000, edgeitems=3, linewidth=75, suppress=False,
+                      nanstr="nan", infstr="inf", formatter=None, sign="-", floatmode="maxprec",
+                      legacy=False)
 
 PACKAGES = ("dendrosam", "dendrosam.segment", "dendrosam.reconstruct", "dendrosam.viz")
 
@@ -24,6 +30,7 @@ def _modules() -> list[str]:
 @pytest.mark.parametrize("module", _modules())
 def test_docstring_examples(module):
     mod = importlib.import_module(module)
-    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
-                             verbose=False, report=False)
+    with np.printoptions(**NUMPY_DEFAULTS):
+        result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
+                                 verbose=False, report=False)
     assert result.failed == 0, f"{module}: {result.failed} of {result.attempted} doctest examples failed"

@@ -60,3 +60,22 @@ def test_bad_pixel_size_is_a_config_error():
 
 def test_in_plane_pixel_size_is_the_geometric_mean():
     assert in_plane_nm((40.0, 4.0, 9.0)) == pytest.approx(6.0)
+
+
+def test_importing_ultralytics_leaves_numpy_and_torch_print_options_alone():
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, torch\n"
+        "np.set_printoptions(precision=3); torch.set_printoptions(precision=2)\n"
+        "before = (np.get_printoptions(), torch._tensor_str.PRINT_OPTS.linewidth)\n"
+        "from dendrosam.segment._ultralytics import import_ultralytics\n"
+        "import_ultralytics()\n"
+        "import sys; assert 'ultralytics' in sys.modules\n"
+        "print(repr(np.array([20.0, 0.123456])), (np.get_printoptions(), "
+        "torch._tensor_str.PRINT_OPTS.linewidth) == before)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["array([20.", ",", "0.123])", "True"]
