@@ -12,7 +12,8 @@ DATA_DIR holds ``medulla_fib/`` and ``isbi2012_sstem/`` (default: $DENDROSAM_SHA
     produces, since a neuron's cross-section is often several pieces.
 
 Perturbations (on (b)): 5 % of the 2D objects removed, one section missing (all zero), one
-section shifted by 20 px. The perturbed voxels are removed from the GT too (a missing object
+section shifted by 20 px, one section rotated by 4 degrees about its centre (the tracker only
+compensates translations). The perturbed voxels are removed from the GT too (a missing object
 cannot be tracked), so the figures measure the linking only. Baselines: "greedy" links every 2D
 object to the previous section's object of largest IoU; "all" joins every overlapping pair.
 "track + chain joins" is the tracker with ``TrackConfig(join_chains=True)``.
@@ -102,6 +103,11 @@ def perturb(gt: np.ndarray, seg2d: np.ndarray, kind: str, seed: int = 0):
 
         seg2d[z_mid] = shift_image(seg2d[z_mid], 20, 20)
         gt[z_mid] = shift_image(gt[z_mid], 20, 20)
+    elif kind == "rotate4":  # not a translation: the tracker's alignment cannot undo it
+        from scipy.ndimage import rotate
+
+        seg2d[z_mid] = rotate(seg2d[z_mid], 4.0, reshape=False, order=0, mode="constant")
+        gt[z_mid] = rotate(gt[z_mid], 4.0, reshape=False, order=0, mode="constant")
     return gt, seg2d
 
 
@@ -135,7 +141,7 @@ def main(data_dir: Path) -> None:
                 rows.append((f"({mode})", "all overlaps", gt, baseline(seg2d, join_all=True)))
         if name in ("medulla 40nm", "ISBI"):
             seg2d = per_section(gt, "b")
-            for kind in ("drop5", "missing", "shift20"):
+            for kind in ("drop5", "missing", "shift20", "rotate4"):
                 gt_p, seg_p = perturb(gt, seg2d, kind)
                 rows.append((f"(b)+{kind}", "track", gt_p, track(seg_p, vs, config).labels))
                 rows.append((f"(b)+{kind}", "track + chain joins", gt_p,
