@@ -42,6 +42,12 @@ def register(subparsers: Any) -> None:
         "(every 4th section, x from 125); the voxel size follows the step",
     )
     p.add_argument("--worst", type=int, default=10, metavar="N", help="list the N worst split/merge objects (10)")
+    p.add_argument(
+        "--link-oracle", choices=("any", "overlap"),
+        help="SEG holds per-section 2D labels (e.g. a run's labels/labels2d): score their best "
+        "linking instead of SEG itself (dendrosam.reconstruct.oracle_link): 'any' joins all 2D "
+        "objects of one GT neuron, 'overlap' only those overlapping in neighbouring sections",
+    )
     p.set_defaults(func=run_evaluate)
 
 
@@ -120,6 +126,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     gt, seg = gt_vol.read()[roi], seg_vol.read()[roi]
     if gt.size == 0:
         raise ConfigError(f"--roi {' '.join(args.roi)} selects no voxel of the {gt_vol.shape} volume")
+    if args.link_oracle:
+        from dendrosam.reconstruct.oracle import oracle_link
+
+        if gt.ndim != 3:
+            raise ConfigError("--link-oracle needs (Z, Y, X) stacks")
+        seg = oracle_link(seg, gt, links=args.link_oracle)
     metrics = evaluate(
         gt,
         seg,
@@ -130,10 +142,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     d = metrics.to_dict(worst=args.worst)
     if args.json:
         d["gt"], d["seg"], d["voxel_size"] = str(args.gt), str(args.seg), list(voxel_size)
+        d["link_oracle"] = args.link_oracle
         d["shape"] = list(gt.shape)
         print(json.dumps(d, allow_nan=False))
     else:
         shape = " x ".join(str(s) for s in gt.shape)
         vs = " x ".join(f"{v:g}" for v in voxel_size)
-        print(format_table(d, f"{args.seg} vs ground truth {args.gt} ({shape} voxels, {vs} nm)"))
+        what = f"{args.seg} ({args.link_oracle} oracle linking)" if args.link_oracle else args.seg
+        print(format_table(d, f"{what} vs ground truth {args.gt} ({shape} voxels, {vs} nm)"))
     return 0

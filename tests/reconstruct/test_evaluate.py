@@ -338,3 +338,25 @@ def test_cli_user_mistakes_are_one_line_errors(tmp_path, capsys):
     assert "--tolerance must be a positive" in capsys.readouterr().err
     assert main(["evaluate", "--gt", g, "--seg", g, "--roi", "::4", ":", "1:2:0"]) == 2
     assert "--roi X: step must be positive" in capsys.readouterr().err
+
+
+def test_cli_link_oracle_scores_the_best_linking_of_2d_labels(tmp_path, capsys):
+    from dendrosam.cli import main
+
+    gt = np.ones((3, 6, 8), np.uint16)  # one neuron through three sections
+    labels2d = np.ones_like(gt)  # one 2D object per section, ids restart every section ...
+    labels2d[1] = 0
+    labels2d[1, 0, 0] = 1  # ... and a one-pixel remnant in the middle section
+    g, s = _write_pair(tmp_path, gt, labels2d)
+    args = ["evaluate", "--gt", g, "--seg", s, "--json", "--voxel-size", "40", "10", "10"]
+    assert main(args) == 0  # scored as they are: the neuron is split between id 1 and background
+    assert json.loads(capsys.readouterr().out)["voi_split"] > 0
+    assert main([*args, "--link-oracle", "any"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["link_oracle"] == "any" and d["n_seg"] == 1  # every 2D object is the neuron
+    labels2d[1, 0, 0] = 0  # the middle section empty: only "any" still joins the two ends
+    g, s = _write_pair(tmp_path, gt, labels2d)
+    assert main([*args, "--link-oracle", "overlap"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_seg"] == 2
+    assert main([*args, "--link-oracle", "any"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_seg"] == 1
