@@ -39,7 +39,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from dendrosam.errors import LabelError
+from dendrosam.errors import ConfigError, LabelError
 
 from .kernels import best_rows
 from .overlap import SectionObjects, contingency, relabel_section, section_objects
@@ -73,7 +73,7 @@ def oracle_link(labels2d: Any, gt: Any, out: Any = None, links: str = "any") -> 
         objects lying on GT background only.
     """
     if links not in ("any", "overlap"):
-        raise ValueError(f"oracle_link: links must be 'any' or 'overlap', got {links!r}")
+        raise ConfigError(f"oracle_link: links must be 'any' or 'overlap', got {links!r}")
     shape = tuple(getattr(labels2d, "shape", ()))
     if len(shape) != 3 or tuple(getattr(gt, "shape", ())) != shape:
         raise LabelError(f"oracle_link: labels2d {shape} and gt {getattr(gt, 'shape', None)} "

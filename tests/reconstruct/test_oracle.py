@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dendrosam.errors import LabelError
+from dendrosam.errors import ConfigError, LabelError
 from dendrosam.reconstruct import evaluate, oracle_link, track
 
 
@@ -73,5 +73,5 @@ def test_overlap_oracle_never_joins_different_neurons_and_rejects_unknown_mode()
     assert np.all(np.bincount(pairs[0]) <= 1)
     empty = np.zeros((2, 3, 3), np.uint8)
     assert oracle_link(empty, empty, links="overlap").max() == 0
-    with pytest.raises(ValueError, match="links"):
+    with pytest.raises(ConfigError, match="links"):
         oracle_link(masks, gt, links="nearest")
