@@ -146,7 +146,10 @@ def plot_morphometrics(table: Any, columns: Sequence[str] | None = None) -> Any:
     for ax, c in zip(axes.flat, cols):
         vals = table[c].to_numpy(dtype=float)
         vals = vals[np.isfinite(vals)]
-        ax.hist(vals, bins=min(30, max(5, len(vals) // 3)), color="tab:blue")
+        bins: Any = min(30, max(5, len(vals) // 3))
+        if vals.size and np.ptp(vals) <= 1e-9 * max(1.0, float(np.abs(vals).max())):
+            bins = [vals.min() - 0.5, vals.max() + 0.5]  # (nearly) equal values: numpy cannot split them
+        ax.hist(vals, bins=bins, color="tab:blue")
         ax.set(title=c, ylabel="objects")
     for ax in list(axes.flat)[len(cols):]:
         ax.axis("off")

@@ -61,3 +61,16 @@ def test_report_is_self_contained_and_holds_the_numbers(tmp_path, run):
 
 def test_flatten_nested_config():
     assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": [{"x": 1}]}) == {"a.b": 1, "a.c": [1, 2], "d": "[1 entries]"}
+
+
+def test_morphometric_histograms_of_equal_values():
+    """Objects of one size give columns whose values differ only by rounding: numpy's histogram
+    cannot split such a range into bins, so the figure uses one bin around them."""
+    import pandas as pd
+
+    from dendrosam.viz.figures import plot_morphometrics
+
+    length = 7600.0 + np.array([0.0, 9.1e-13, 1.8e-12])
+    fig = plot_morphometrics(pd.DataFrame({"label": [1, 2, 3], "cable_length_nm": length, "n": [4, 4, 4]}))
+    counts = [patch.get_height() for patch in fig.axes[0].patches]
+    assert sum(counts) == 3 and len(counts) == 1
