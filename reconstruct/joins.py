@@ -1,0 +1,255 @@
+"""Learned joins: merge the tracker's 3D objects where a trained edge classifier says so.
+
+After :func:`~dendrosam.reconstruct.track`, every overlapping pair of 2D objects in sections
+``z`` / ``z + d`` (``d <= max_gap``) that belong to *different* 3D objects is scored by a small
+ensemble of MLPs (:class:`JoinModel`, features in :mod:`.join_features`). The pairs are contracted
+onto the 3D objects, and the objects are merged by average-linkage agglomeration (the "average"
+rule of GASP, Bailoni et al. 2022): repeatedly merge the two clusters whose overlap-weighted mean
+join probability is highest, while it is at least ``stop``. The default ``stop = 0.5`` is the
+classifier's own decision threshold (join when it is more likely one neuron than two), not a
+value tuned on evaluation data.
+
+The shipped model (:func:`default_join_model`) was trained by :func:`train_join_model` on
+automatic masks of sections the evaluation does not use; its card says on what and how.
+
+Examples
+--------
+>>> import numpy as np
+>>> from dendrosam.reconstruct.joins import average_agglomeration
+>>> edges = np.array([[1, 2], [2, 3], [1, 3]]); p = np.array([0.9, 0.6, 0.2]); w = np.ones(3)
+>>> average_agglomeration(4, edges, p, w, stop=0.5).tolist()   # {1,2} first; then {1,2}-3 = 0.4
+[0, 1, 1, 3]
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dendrosam.errors import CheckpointError, ConfigError
+
+from .join_features import FEATURE_NAMES, iter_pair_tables
+
+__all__ = ["JoinModel", "JoinResult", "average_agglomeration", "learned_joins", "default_join_model",
+           "load_join_model", "DEFAULT_JOIN_MODEL"]
+
+DEFAULT_JOIN_MODEL = Path(__file__).with_name("models") / "dendrosam_joins_default.npz"
+
+
+@dataclass(frozen=True)
+class JoinModel:
+    """An ensemble of small MLPs that scores 2D-object pairs (numpy inference, no torch needed).
+
+    Attributes
+    ----------
+    mean, std : numpy.ndarray
+        (F,) feature standardisation.
+    members : tuple
+        One tuple of ``(weight, bias)`` layers per member; ReLU between layers, sigmoid at the end.
+    card : dict
+        Provenance: data, command, validation figures.
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+    members: tuple = field(repr=False)
+    card: dict = field(default_factory=dict, compare=False)
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Join probability of each row of ``features`` ((P, F) -> (P,)), the members' mean."""
+        x = (np.asarray(features, np.float64) - self.mean) / self.std
+        out = np.zeros(len(x))
+        for layers in self.members:
+            h = x
+            for i, (w, b) in enumerate(layers):
+                h = h @ w.T + b
+                if i < len(layers) - 1:
+                    h = np.maximum(h, 0.0)
+            out += 1.0 / (1.0 + np.exp(-h[:, 0]))
+        return out / max(len(self.members), 1)
+
+    def save(self, path: str | Path) -> None:
+        """Write an ``.npz`` (plain arrays and a JSON card; loads without pickle)."""
+        arrays = {"mean": self.mean, "std": self.std, "card": np.array(json.dumps(self.card))}
+        for k, layers in enumerate(self.members):
+            for i, (w, b) in enumerate(layers):
+                arrays[f"m{k}_w{i}"], arrays[f"m{k}_b{i}"] = w, b
+        np.savez_compressed(path, **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> JoinModel:
+        """Read a model written by :meth:`save`."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(f"cannot read join model {path}: {exc}") from None
+        try:
+            members, k = [], 0
+            while f"m{k}_w0" in data:
+                n = sum(1 for key in data if key.startswith(f"m{k}_w"))
+                members.append(tuple((data[f"m{k}_w{i}"], data[f"m{k}_b{i}"]) for i in range(n)))
+                k += 1
+            model = cls(data["mean"], data["std"], tuple(members), json.loads(str(data["card"])))
+        except KeyError as exc:
+            raise CheckpointError(f"{path} is not a dendrosam join model (missing {exc})") from None
+        if not members or model.mean.shape != (len(FEATURE_NAMES),):
+            raise CheckpointError(f"{path} is not a dendrosam join model for {len(FEATURE_NAMES)} features")
+        return model
+
+
+def default_join_model() -> JoinModel:
+    """The shipped join model (trained by ``make train-models``)."""
+    if not DEFAULT_JOIN_MODEL.is_file():
+        raise CheckpointError(f"the shipped join model is missing: {DEFAULT_JOIN_MODEL.name}")
+    return JoinModel.load(DEFAULT_JOIN_MODEL)
+
+
+def load_join_model(name: str) -> JoinModel | None:
+    """``"default"`` -> the shipped model, ``"none"`` -> None, anything else -> :meth:`JoinModel.load`."""
+    if name == "none":
+        return None
+    return default_join_model() if name == "default" else JoinModel.load(name)
+
+
+def average_agglomeration(n: int, edges: np.ndarray, p: np.ndarray, w: np.ndarray,
+                          stop: float = 0.5) -> np.ndarray:
+    """Average-linkage agglomeration of a graph with weighted edge probabilities.
+
+    Parameters
+    ----------
+    n : int
+        Number of nodes ``0..n-1``.
+    edges : numpy.ndarray
+        (E, 2) node pairs (repeats and self-loops allowed; repeats are pooled).
+    p, w : numpy.ndarray
+        (E,) join probability and weight of each edge.
+    stop : float
+        Merge while the best cluster pair's weighted mean probability is ``>= stop``.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n,) the smallest node of each node's cluster. Deterministic (ties: smaller ids first).
+    """
+    parent = np.arange(n)
+    adj: list[dict[int, list[float]]] = [{} for _ in range(n)]
+    for (a, b), pp, ww in zip(np.asarray(edges).tolist(), np.asarray(p).tolist(), np.asarray(w).tolist()):
+        if a == b:
+            continue
+        s = adj[a].get(b)
+        if s is None:
+            s = adj[a][b] = adj[b][a] = [0.0, 0.0]
+        s[0] += ww * pp
+        s[1] += ww
+    heap = [(-s[0] / s[1], a, b) for a in range(n) for b, s in adj[a].items() if a < b and s[1] > 0]
+    heapq.heapify(heap)
+    while heap:
+        neg, a, b = heapq.heappop(heap)
+        if -neg < stop:
+            break
+        s = adj[a].get(b)
+        if s is None or s[0] / s[1] != -neg:
+            continue  # stale entry: a or b was merged since
+        keep, gone = (a, b) if a < b else (b, a)
+        parent[gone] = keep
+        del adj[keep][gone], adj[gone][keep]
+        for c, t in adj[gone].items():
+            del adj[c][gone]
+            u = adj[keep].get(c)
+            if u is None:
+                u = adj[keep][c] = adj[c][keep] = t
+            else:
+                u[0] += t[0]
+                u[1] += t[1]
+            heapq.heappush(heap, (-u[0] / u[1], min(keep, c), max(keep, c)))
+        adj[gone] = {}
+    root = parent.copy()
+    while True:  # parents point to smaller ids, so this converges
+        nxt = root[root]
+        if np.array_equal(nxt, root):
+            return root
+        root = nxt
+
+
+@dataclass(frozen=True)
+class JoinResult:
+    """Output of :func:`learned_joins`.
+
+    Attributes
+    ----------
+    lut : numpy.ndarray
+        (N + 1,) uint32 map from the tracker's ids to the joined ids (consecutive, in order of each
+        object's first voxel when the input ids were; 0 stays 0).
+    n_objects : int
+        Number of objects after joining.
+    n_pairs : int
+        Overlapping 2D pairs between different 3D objects that were scored.
+    """
+
+    lut: np.ndarray = field(repr=False)
+    n_objects: int
+    n_pairs: int
+
+
+def learned_joins(
+    labels2d: Any,
+    image: Any,
+    labels3d: Any,
+    voxel_size: tuple[float, float, float],
+    model: JoinModel | None = None,
+    shifts: np.ndarray | None = None,
+    stop: float = 0.5,
+    max_gap: int = 2,
+    n_objects: int | None = None,
+) -> JoinResult:
+    """Decide which of the tracker's 3D objects to join (streams the stack once).
+
+    Parameters
+    ----------
+    labels2d, image : array-like
+        (Z, Y, X) the 2D labels the tracker linked, and the EM image.
+    labels3d : array-like
+        (Z, Y, X) the tracker's 3D ids ``1..n_objects``.
+    voxel_size : tuple of float
+        (z, y, x) nm.
+    model : JoinModel, optional
+        Default: :func:`default_join_model`.
+    shifts : numpy.ndarray, optional
+        The tracker's (Z, 2) section shifts (``TrackResult.shifts``).
+    stop : float
+        Smallest mean join probability at which two objects are merged (0 < stop <= 1).
+    max_gap : int
+        Largest section distance of a scored pair.
+    n_objects : int, optional
+        Largest id in ``labels3d`` (read from it when omitted).
+
+    Returns
+    -------
+    JoinResult
+        Apply it with ``result.lut[labels3d]`` (block by block for large volumes).
+    """
+    if not 0.0 < stop <= 1.0:
+        raise ConfigError(f"joins stop must be in (0, 1], got {stop}")
+    model = model or default_join_model()
+    ends, prob, weight = [], [], []
+    for table in iter_pair_tables(labels2d, image, voxel_size, ref=labels3d, shifts=shifts, max_gap=max_gap):
+        keep = (table.ref_a > 0) & (table.ref_b > 0) & (table.ref_a != table.ref_b)
+        if keep.any():
+            ends.append(np.stack([table.ref_a[keep], table.ref_b[keep]], axis=1))
+            prob.append(model.predict(table.features[keep]))
+            weight.append(table.count[keep].astype(np.float64))
+    if n_objects is None:
+        n_objects = max((int(np.asarray(labels3d[z]).max(initial=0)) for z in range(labels3d.shape[0])), default=0)
+    e = np.concatenate(ends) if ends else np.zeros((0, 2), np.int64)
+    root = average_agglomeration(n_objects + 1, e, np.concatenate(prob) if prob else np.zeros(0),
+                                 np.concatenate(weight) if weight else np.zeros(0), stop)
+    roots = np.unique(root[1:])  # cluster minima, in the input's id order
+    lut = np.zeros(n_objects + 1, np.uint32)
+    lut[1:] = np.searchsorted(roots, root[1:]) + 1
+    return JoinResult(lut=lut, n_objects=int(roots.size), n_pairs=int(len(e)))
