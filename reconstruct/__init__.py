@@ -38,6 +38,12 @@ _LAZY: dict[str, str] = {
     "segment_ids_at_nodes": "dendrosam.reconstruct.erl",
     "contingency_table": "dendrosam.reconstruct.contingency",
     "oracle_link": "dendrosam.reconstruct.oracle",
+    # learned joins
+    "learned_joins": "dendrosam.reconstruct.joins",
+    "JoinModel": "dendrosam.reconstruct.joins",
+    "default_join_model": "dendrosam.reconstruct.joins",
+    "join_examples": "dendrosam.reconstruct.join_training",
+    "train_join_model": "dendrosam.reconstruct.join_training",
     # tracking
     "track": "dendrosam.reconstruct.tracking",
     "track_blocks": "dendrosam.reconstruct.tracking",

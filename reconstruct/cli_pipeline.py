@@ -91,10 +91,11 @@ def run_command(args: argparse.Namespace) -> int:
 
 def _shipped_models() -> None:
     from dendrosam.errors import CheckpointError
+    from dendrosam.reconstruct.joins import DEFAULT_JOIN_MODEL
     from dendrosam.segment.detector import DEFAULT_YOLO_PATH
     from dendrosam.segment.sam import DEFAULT_SAM_PATH
 
-    missing = [p.name for p in (DEFAULT_SAM_PATH, DEFAULT_YOLO_PATH) if not p.is_file()]
+    missing = [p.name for p in (DEFAULT_SAM_PATH, DEFAULT_YOLO_PATH, DEFAULT_JOIN_MODEL) if not p.is_file()]
     if missing:
         raise CheckpointError(
             f"demo needs the shipped default models, missing from this build: {', '.join(missing)} "

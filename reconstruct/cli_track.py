@@ -33,6 +33,10 @@ def register(subparsers: Any) -> None:
                    help="scan the stack in z-blocks of N sections (same result, bounded work per block)")
     p.add_argument("--no-align", action="store_true",
                    help="do not estimate or compensate section shifts")
+    p.add_argument("--joins", default="none", metavar="MODEL",
+                   help="after tracking, merge objects with a learned join model: 'default' (the "
+                        "shipped one), a .npz from train-joins, or 'none' (default; needs --image)")
+    p.add_argument("--image", default=None, metavar="IMAGE", help="the EM image (for --joins)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.set_defaults(func=run_track)
 
@@ -70,6 +74,11 @@ def run_track(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise OutputError(f"{out}: already exists; pass --overwrite to replace it")
+    if (args.joins != "none") != (args.image is not None):
+        raise ConfigError("--joins and --image go together (the join model reads the image)")
+    from dendrosam.reconstruct.joins import load_join_model
+
+    join_model = load_join_model(args.joins)
     volume = open_labels(args.labels2d, voxel_size_from_args(args))
     config = TrackConfig(gap=args.gap, min_z_extent=args.min_z_extent,
                          drop_short=args.min_z_extent > 1, align=not args.no_align)
@@ -77,13 +86,28 @@ def run_track(args: argparse.Namespace) -> int:
     target = create_ome_zarr_array(out, volume.shape, np.uint32, volume.voxel_size, label="tracks",
                                    chunks=(1, min(ny, 1024), min(nx_, 1024)), overwrite=args.overwrite)
     result = track_blocks(_Sections(volume), args.block_size, volume.voxel_size, config, out=target)
+    n_objects = result.n_objects
+    if join_model is not None:
+        from dendrosam.reconstruct.io import open_volume
+        from dendrosam.reconstruct.joins import learned_joins
+
+        image = open_volume(args.image, volume.voxel_size)
+        if image.shape != volume.shape:
+            raise ConfigError(f"--image shape {image.shape} != labels shape {volume.shape}")
+        joined = learned_joins(_Sections(volume), _Sections(image), target, volume.voxel_size, join_model,
+                               shifts=result.shifts, n_objects=n_objects)
+        for z in range(volume.shape[0]):
+            target[z] = joined.lut[np.asarray(target[z])]
+        n_objects = joined.n_objects
+        for _, attrs in result.graph.nodes(data=True):  # the graph's 3D ids follow the joins
+            attrs["label3d"] = int(joined.lut[attrs["label3d"]])
     doc = {
         "voxel_size_nm": list(volume.voxel_size),
-        "n_objects": result.n_objects,
+        "n_objects": n_objects,
         "shifts_px": result.shifts.tolist(),
         "graph": nx.node_link_data(result.graph, edges="edges"),
     }
     (out / "track_graph.json").write_text(json.dumps(doc))
-    print(f"{result.n_objects} 3D objects from {result.graph.number_of_nodes()} 2D objects "
+    print(f"{n_objects} 3D objects from {result.graph.number_of_nodes()} 2D objects "
           f"in {volume.shape[0]} sections -> {out}/labels/tracks, {out}/track_graph.json")
     return 0

@@ -22,6 +22,10 @@ Example ``config.toml``::
 
     [track]
     # any TrackConfig field
+
+    [joins]
+    model = "default"       # learned joins after tracking: "default", "none" or a .npz path
+    stop = 0.5
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from dendrosam.errors import ConfigError
 __all__ = [
     "SegmentSettings",
     "EngineSettings",
+    "JoinSettings",
     "PipelineConfig",
     "load_config",
     "config_from_dict",
@@ -127,6 +132,35 @@ class SegmentSettings:
 
 
 @dataclass(frozen=True)
+class JoinSettings:
+    """Learned joins of the tracker's 3D objects (:mod:`dendrosam.reconstruct.joins`).
+
+    Attributes
+    ----------
+    model : str
+        ``"default"`` (the shipped model), ``"none"`` (tracker output as is) or a path to an
+        ``.npz`` written by ``dendrosam train-joins``.
+    stop : float
+        Join two objects while their overlap-weighted mean join probability is at least this.
+        0.5 is the classifier's own decision threshold; higher joins less (fewer merges, more splits).
+    max_gap : int
+        Largest section distance of a scored pair of 2D objects.
+    """
+
+    model: str = "default"
+    stop: float = 0.5
+    max_gap: int = 2
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.stop <= 1.0:
+            raise ConfigError(f"joins.stop must be in (0, 1], got {self.stop}")
+        if self.max_gap < 1:
+            raise ConfigError(f"joins.max_gap must be >= 1, got {self.max_gap}")
+        if not self.model:
+            raise ConfigError("joins.model must be 'default', 'none' or a path")
+
+
+@dataclass(frozen=True)
 class EngineSettings:
     """How the work is split and where it runs.
 
@@ -182,6 +216,7 @@ class PipelineConfig:
     segment: SegmentSettings = field(default_factory=SegmentSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
     track: tuple[tuple[str, Any], ...] = ()
+    joins: JoinSettings = field(default_factory=JoinSettings)
     skeleton: tuple[tuple[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -189,7 +224,7 @@ class PipelineConfig:
         out: dict[str, Any] = {}
         if self.voxel_size is not None:
             out["voxel_size"] = [float(v) for v in self.voxel_size]
-        for name in ("segment", "engine"):
+        for name in ("segment", "engine", "joins"):
             section = dataclasses.asdict(getattr(self, name))
             out[name] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in section.items() if v is not None}
         out["track"] = dict(self.track)
@@ -303,7 +338,7 @@ def config_from_dict(data: Mapping[str, Any], source: str = "") -> PipelineConfi
         Unknown section or key, or a value of the wrong type (the message names the key).
     """
     where = f"{source}: " if source else ""
-    known = {"voxel_size", "segment", "engine", "track", "skeleton"}
+    known = {"voxel_size", "segment", "engine", "track", "joins", "skeleton"}
     for key in data:
         if key not in known:
             raise ConfigError(f"{where}unknown key '{key}' (known: {', '.join(sorted(known))})")
@@ -317,6 +352,7 @@ def config_from_dict(data: Mapping[str, Any], source: str = "") -> PipelineConfi
         segment=_build(SegmentSettings, "segment", data.get("segment", {}), where),
         engine=_build(EngineSettings, "engine", data.get("engine", {}), where),
         track=_passthrough("track", data.get("track", {}), where),
+        joins=_build(JoinSettings, "joins", data.get("joins", {}), where),
         skeleton=_passthrough("skeleton", data.get("skeleton", {}), where),
     )
 
@@ -388,7 +424,7 @@ def config_to_toml(config: PipelineConfig) -> str:
     lines = ["# configuration used by this run (dendrosam run --config config.toml reproduces it)"]
     if "voxel_size" in data:
         lines.append(f"voxel_size = {_toml_value(data['voxel_size'])}")
-    for section in ("segment", "engine", "track", "skeleton"):
+    for section in ("segment", "engine", "track", "joins", "skeleton"):
         lines.append(f"\n[{section}]")
         lines.extend(f"{k} = {_toml_value(v)}" for k, v in data[section].items() if v is not None)
     return "\n".join(lines) + "\n"

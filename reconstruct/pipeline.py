@@ -357,16 +357,27 @@ def _run_stages(vol: Any, store: RunStore, cfg: PipelineConfig, ident: dict, eng
 
     t0 = time.perf_counter()
     labels3d = store.create_array("labels/labels3d", vol.shape, chunks, vs)
-    tkey = block_key(chash, iid, "track", (0, depth))
-    rec = store.completed("track", (0, depth), tkey)
-    if rec is None or _stream_checksum(labels3d, eng.block_sections) != rec["checksum"]:
-        tcfg = config_class("track", cfg.track)
-        result = track_blocks(labels2d, eng.block_sections, vs, tcfg, out=labels3d,
-                              map_fn=lambda fn, items: engine.map(fn, list(items), desc="track"))
-        store.record("track", (0, depth), tkey, _stream_checksum(labels3d, eng.block_sections),
-                     n_objects=int(result.n_objects))
-        store.forget("skeletons")
-    timings["track"] = time.perf_counter() - t0
+    jcfg = cfg.joins
+    jkey = block_key(chash, iid, "joins", (0, depth))
+    jrec = store.completed("joins", (0, depth), jkey) if jcfg.model != "none" else None
+    if jrec is None or _stream_checksum(labels3d, eng.block_sections) != jrec["checksum"]:
+        tkey = block_key(chash, iid, "track", (0, depth))
+        rec = store.completed("track", (0, depth), tkey)
+        if rec is None or _stream_checksum(labels3d, eng.block_sections) != rec["checksum"]:
+            tcfg = config_class("track", cfg.track)
+            result = track_blocks(labels2d, eng.block_sections, vs, tcfg, out=labels3d,
+                                  map_fn=lambda fn, items: engine.map(fn, list(items), desc="track"))
+            store.record("track", (0, depth), tkey, _stream_checksum(labels3d, eng.block_sections),
+                         n_objects=int(result.n_objects), shifts=result.shifts.tolist())
+            rec = store.completed("track", (0, depth), tkey)
+            store.forget("skeletons")
+        timings["track"] = time.perf_counter() - t0
+        if jcfg.model != "none":
+            t0 = time.perf_counter()
+            _join_objects(labels2d, source.open(), labels3d, vs, jcfg, rec, eng.block_sections)
+            store.record("joins", (0, depth), jkey, _stream_checksum(labels3d, eng.block_sections))
+            store.forget("skeletons")
+            timings["joins"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     boxes = _object_boxes(labels3d, depth, eng.block_sections)
@@ -392,6 +403,20 @@ def _run_stages(vol: Any, store: RunStore, cfg: PipelineConfig, ident: dict, eng
     parts = [pd.read_csv(_part(store, "segments", t.block, "csv")) for t in tasks]
     return {"graphs": graphs, "segments": pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(),
             "source": source, "labels3d": labels3d, "labels2d": labels2d, "skeleton_tasks": stasks}
+
+
+def _join_objects(labels2d: Any, image: Any, labels3d: Any, vs: tuple, jcfg: Any, track_rec: dict,
+                  block: int) -> None:
+    """Learned joins of the tracked objects, written back into ``labels3d`` block by block."""
+    from .joins import learned_joins
+
+    model = _join_model(jcfg)
+    shifts = track_rec.get("shifts")  # absent in records of older versions: no shift compensation
+    res = learned_joins(labels2d, image, labels3d, vs, model, shifts=None if shifts is None else np.asarray(shifts),
+                        stop=jcfg.stop, max_gap=jcfg.max_gap, n_objects=int(track_rec["n_objects"]))
+    log.info("joins: %d scored pairs, %d -> %d objects", res.n_pairs, track_rec["n_objects"], res.n_objects)
+    for z0 in range(0, labels3d.shape[0], block):
+        labels3d[z0 : z0 + block] = res.lut[np.asarray(labels3d[z0 : z0 + block])]
 
 
 def _gt_source(gt: Any, voxel_size: tuple, store: RunStore) -> _Source:
@@ -447,6 +472,21 @@ def _model_cards(s: SegmentSettings) -> dict:
     sam = cached(("sam", s.sam, s.sam_type, s.device), lambda: load_sam(s.sam, s.sam_type, s.device))
     return {"method": "sam", "sam": {"path": sam.source, "arch": sam.arch.name, "card": sam.card},
             "detector": {"path": s.detector or "default"} if s.prompts == "detector" else None}
+
+
+def _join_model(jcfg: Any) -> Any:
+    """The configured join model, loaded once per process (None for ``model = "none"``)."""
+    from .joins import load_join_model
+
+    path = Path(jcfg.model)
+    stamp = path.stat().st_mtime_ns if jcfg.model not in ("default", "none") and path.is_file() else None
+    return cached(("joins", jcfg.model, stamp), lambda: load_join_model(jcfg.model))
+
+
+def _join_card(jcfg: Any) -> dict | None:
+    model = _join_model(jcfg)
+    return None if model is None else {"path": jcfg.model, "stop": jcfg.stop, "max_gap": jcfg.max_gap,
+                                       "card": model.card}
 
 
 def _finish_outputs(store: RunStore, vol: Any, cfg: PipelineConfig, parts: dict, gt: Any, timings: dict) -> tuple:
@@ -539,6 +579,7 @@ def reconstruct_volume(
     vs_req = voxel_size if voxel_size is not None else cfg.voxel_size
     vol, iid = _open_input(input, vs_req)
     cfg = replace(cfg, voxel_size=tuple(vol.voxel_size))
+    _join_model(cfg.joins)  # a bad model file fails now, not after segmentation
     ident = {"config": config_hash(cfg), "input": iid}
     eng = cfg.engine
     preload = ["scipy.ndimage", "cc3d", "fastremap", "dendrosam.segment.preprocess", __name__]
@@ -578,7 +619,7 @@ def _run_locked(vol: Any, input: Any, store: RunStore, cfg: PipelineConfig, iden
             "versions": _versions(), "config_hash": ident["config"]}
     store.write_json("run.json", info)
     log.info("run %s -> %s (%s, voxel %s nm)", info["input"], store.out, vol.shape, vol.voxel_size)
-    info["models"] = _model_cards(cfg.segment)
+    info["models"] = {**_model_cards(cfg.segment), "joins": _join_card(cfg.joins)}
     parts = _run_stages(vol, store, cfg, ident, engine, gt, timings)
     extra = _finish_outputs(store, vol, cfg, parts, gt, timings)
     _report_and_publish(store, vol, cfg, parts, extra, info, publish, timings)

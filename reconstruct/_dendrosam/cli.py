@@ -24,6 +24,7 @@ COMMANDS: tuple[str, ...] = (
     "dendrosam.segment.cli",  # segment, benchmark-models
     "dendrosam.segment.cli_train",  # train-sam, train-detector, pseudolabel
     "dendrosam.reconstruct.cli_track",  # track
+    "dendrosam.reconstruct.cli_joins",  # train-joins
     "dendrosam.reconstruct.cli_skeleton",  # skeletonize
     "dendrosam.reconstruct.cli_evaluate",  # evaluate
     "dendrosam.viz.cli",  # publish, view, report

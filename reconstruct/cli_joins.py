@@ -1,0 +1,71 @@
+"""``dendrosam train-joins``: fit a learned-join model on your own masks and ground truth."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from dendrosam.reconstruct.cli_io import add_voxel_size_argument, voxel_size_from_args
+
+__all__ = ["register", "run_train_joins"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``train-joins`` sub-command."""
+    p = subparsers.add_parser(
+        "train-joins",
+        help="train the learned joins (which tracked objects to merge) on your masks + ground truth",
+        description=(
+            "Train the classifier that decides, after tracking, which 3D objects belong to one "
+            "neuron (config section [joins]). Each --sample is a stack of per-section 2D labels as "
+            "your segmentation produces them (e.g. RUN/labels.zarr/labels/labels2d of a "
+            "`dendrosam run`), the EM image it came from, and ground-truth neuron labels of the "
+            "same shape. Use sections the evaluation does not use."
+        ),
+    )
+    p.add_argument("--sample", nargs=3, action="append", required=True,
+                   metavar=("LABELS2D", "IMAGE", "GT"), help="one training stack (repeatable)")
+    p.add_argument("--out", required=True, metavar="MODEL.npz", help="model file to write")
+    add_voxel_size_argument(p)
+    p.add_argument("--members", type=int, default=5, help="ensemble size (default 5)")
+    p.add_argument("--steps", type=int, default=1500, help="Adam steps per member (default 1500)")
+    p.add_argument("--max-gap", type=int, default=2, help="largest section distance of a pair (default 2)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first member (default 0)")
+    p.add_argument("--overwrite", action="store_true", help="replace MODEL.npz if it exists")
+    p.set_defaults(func=run_train_joins)
+
+
+def run_train_joins(args: argparse.Namespace) -> int:
+    """Read the samples, train, write the model; return the exit code."""
+    import sys
+    from pathlib import Path
+
+    from dendrosam.errors import ConfigError, OutputError
+    from dendrosam.reconstruct.io import open_labels, open_volume
+    from dendrosam.reconstruct.join_training import JoinExamples, join_examples, train_join_model
+
+    for option, value, low in (("--members", args.members, 1), ("--steps", args.steps, 1),
+                               ("--max-gap", args.max_gap, 1)):
+        if value < low:
+            raise ConfigError(f"{option} must be >= {low}, got {value}")
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise OutputError(f"{out}: already exists; pass --overwrite to replace it")
+    if out.suffix != ".npz":
+        raise OutputError(f"{out}: the model file must end in .npz")
+    parts, sources = [], []
+    for labels_path, image_path, gt_path in args.sample:
+        image = open_volume(image_path, voxel_size_from_args(args))
+        labels = open_labels(labels_path, like=image)
+        gt = open_labels(gt_path, like=image)
+        parts.append(join_examples(labels.data, image.data, gt.data, image.voxel_size, args.max_gap))
+        sources.append({"labels2d": Path(labels_path).name, "image": Path(image_path).name,
+                        "gt": Path(gt_path).name, "voxel_size_nm": list(image.voxel_size)})
+        print(f"{labels_path}: {len(parts[-1].labels)} pairs", file=sys.stderr)
+    examples = JoinExamples.concat(parts)
+    model = train_join_model(examples, members=args.members, steps=args.steps, seed=args.seed,
+                             card={"samples": sources, "max_gap": args.max_gap})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model.save(out)
+    print(f"trained on {len(examples.labels)} pairs ({examples.labels.mean():.0%} same neuron) -> {out}")
+    return 0

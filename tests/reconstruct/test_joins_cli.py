@@ -1,0 +1,67 @@
+"""``dendrosam train-joins`` and ``dendrosam track --joins``: files in, a model and joined labels out."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+import zarr
+
+from dendrosam.cli import main
+from dendrosam.reconstruct.joins import JoinModel
+
+from test_track_helpers import canonical, scramble, tubes
+
+
+@pytest.fixture
+def files(tmp_path):
+    gt = tubes(6, (40, 40), [[(z, 12, 12, 5) for z in range(6)], [(z, 28, 26, 4) for z in range(6)]])
+    gt[3] = 0  # a missing section: without a gap the tracker splits both tubes there
+    image = np.random.default_rng(0).integers(0, 255, gt.shape, dtype=np.uint8)
+    paths = {name: tmp_path / f"{name}.tif" for name in ("labels2d", "image", "gt")}
+    tifffile.imwrite(paths["labels2d"], scramble(gt))
+    tifffile.imwrite(paths["image"], image)
+    tifffile.imwrite(paths["gt"], gt)
+    return paths, gt
+
+
+def test_train_joins_then_track_with_them(tmp_path, files, capsys):
+    paths, gt = files
+    model_path = tmp_path / "joins.npz"
+    vs = ["--voxel-size", "40", "10", "10"]
+    rc = main(["train-joins", "--sample", str(paths["labels2d"]), str(paths["image"]), str(paths["gt"]),
+               "--out", str(model_path), "--members", "2", "--steps", "100", *vs])
+    assert rc == 0
+    # per tube: gap-1 pairs 0-1, 1-2, 4-5 and gap-2 pairs 0-2, 2-4 (section 3 is empty), all one neuron
+    assert "trained on 10 pairs (100% same neuron)" in capsys.readouterr().out
+    model = JoinModel.load(model_path)
+    assert len(model.members) == 2 and model.card["samples"][0]["gt"] == "gt.tif"
+
+    plain, joined = tmp_path / "plain.zarr", tmp_path / "joined.zarr"
+    assert main(["track", str(paths["labels2d"]), "--out", str(plain), "--gap", "0", *vs]) == 0
+    assert "4 3D objects" in capsys.readouterr().out
+    assert main(["track", str(paths["labels2d"]), "--out", str(joined), "--gap", "0", *vs,
+                 "--joins", str(model_path), "--image", str(paths["image"])]) == 0
+    assert "2 3D objects" in capsys.readouterr().out
+    labels = zarr.open_array(str(joined / "labels" / "tracks" / "0"), mode="r")[:]
+    np.testing.assert_array_equal(labels, canonical(gt))
+    doc = json.loads((joined / "track_graph.json").read_text())
+    assert doc["n_objects"] == 2 and sorted({n["label3d"] for n in doc["graph"]["nodes"]}) == [1, 2]
+
+
+def test_join_cli_errors_are_one_line(tmp_path, files, capsys):
+    paths, _ = files
+    sample = [str(paths["labels2d"]), str(paths["image"]), str(paths["gt"])]
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"junk")
+    assert main(["train-joins", "--sample", *sample, "--out", str(tmp_path / "m.npz"), "--members", "0"]) == 2
+    assert main(["train-joins", "--sample", *sample, "--out", str(tmp_path / "m.pt")]) == 2
+    assert main(["track", sample[0], "--out", str(tmp_path / "a.zarr"), "--joins", "default"]) == 2
+    assert main(["track", sample[0], "--out", str(tmp_path / "b.zarr"), "--joins", str(bad),
+                 "--image", sample[1]]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 4 and all(line.startswith("dendrosam: error: ") for line in err)
+    assert "--members" in err[0] and ".npz" in err[1] and "--image" in err[2] and "bad.npz" in err[3]
+    assert not (tmp_path / "b.zarr").exists()  # a bad model fails before anything is written
