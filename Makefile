@@ -24,12 +24,14 @@ test: setup
 bench: setup
 	$(PY) -m pytest -q -s -p no:cacheprovider --timeout=0 $(wildcard tests/benchmarks/bench_*.py)
 
-# The shipped models' recipe: SAM for 22,000 steps, then the detector in four 60-epoch stages (the last at 5 nm pixels).
+# The shipped models' recipe: SAM for 22,000 steps, then the detector in four 60-epoch stages (the last at 5 nm
+# pixels), then the learned joins on the masks those two models produce.
 train-models: setup
 	$(PY) examples/train_default_models.py --sam-steps 22000 --sam-patience 40
 	$(PY) examples/train_default_models.py --only yolo --yolo-init segment/models/dendrosam_yolo_default.pt
 	$(PY) examples/train_default_models.py --only yolo --yolo-init segment/models/dendrosam_yolo_default.pt
 	$(PY) examples/train_default_models.py --only yolo --yolo-init segment/models/dendrosam_yolo_default.pt --yolo-pixel-nm 5
+	$(PY) examples/train_default_models.py --only joins
 
 clean:
 	rm -rf demo_out .pytest_cache

@@ -20,6 +20,10 @@ cosine schedule over ``--sam-steps``): steps 0-350 with a 20,000-step schedule, 
 two more 60-epoch stages, each started from the previous weights (``--yolo-init``, about 14 min
 each), then a fourth with every section resampled to 5 nm pixels (``--yolo-pixel-nm 5``, about
 18 min); the model card lists every stage.
+
+The learned-join model (``--only joins``, :mod:`dendrosam.reconstruct.join_recipe`) is trained last,
+on the masks the shipped SAM and detector produce on the same developer halves (about 30 min of one
+core); its card holds the held-out figures with and without it.
 """
 
 from __future__ import annotations
@@ -68,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--yolo-epochs", type=int, default=60)
     p.add_argument("--yolo-init", help="continue the detector from these weights (a new schedule)")
     p.add_argument("--yolo-pixel-nm", type=float, help="resample every section to this pixel size (nm)")
-    p.add_argument("--only", choices=("sam", "yolo", "both"), default="both")
+    p.add_argument("--only", choices=("sam", "yolo", "both", "joins"), default="both",
+                   help="which models ('both' = SAM and detector; 'joins' needs both shipped)")
     p.add_argument("--resume", action="store_true")
     args = p.parse_args(argv)
     command = "python examples/train_default_models.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
@@ -88,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
 
         default_detector_run(args.data, args.work, models, command, args.yolo_epochs, args.yolo_init,
                              args.yolo_pixel_nm)
+    if args.only == "joins":
+        from dendrosam.reconstruct.join_recipe import default_joins_run
+
+        default_joins_run(args.data, REPO / "reconstruct" / "models", command)
     return 0
 
 

@@ -1,0 +1,95 @@
+"""The recipe of the shipped join model (``examples/train_default_models.py --only joins``).
+
+Training masks are what ``dendrosam run`` itself produces with its default settings (the shipped
+detector + SAM), with and without ``segment.fill``, on the developer halves of the project data
+(the same split as the shipped SAM and detector):
+
+- medulla FIB-SEM at the 40 nm protocol, ``x < 125``: the four z-offsets ``[o::4, :, :125]``;
+- ISBI 2012 sections 0-15 (50 nm sections, 4 nm pixels);
+- gala FIB-SEM at 40 nm, the four z-offsets ``[o::4]``.
+
+The held-out medulla crop ``[::4, :, 125:]`` (the demo) is scored at the end, with and without the
+joins, and the figures go into the model card. Nothing is tuned on it: the stop threshold is the
+classifier's decision threshold 0.5.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .join_training import JoinExamples, join_examples, train_join_model
+
+__all__ = ["default_joins_run", "DEFAULT_JOIN_SAMPLES"]
+
+# (name, folder, raw file, label file, region, voxel size (z, y, x) nm)
+DEFAULT_JOIN_SAMPLES: tuple = tuple(
+    [(f"medulla[{o}::4,:,:125]", "medulla_fib", "raw_z000-124.ome.tif", "neurons_z000-124.ome.tif",
+      np.s_[o::4, :, :125], (40.0, 10.0, 10.0)) for o in range(4)]
+    + [("isbi[0:16]", "isbi2012_sstem", "raw_z00-19.ome.tif", "neurites_z00-19.ome.tif",
+        np.s_[0:16], (50.0, 4.0, 4.0))]
+    + [(f"gala[{o}::4]", "gala_fib", "raw.ome.tif", "neurons.ome.tif", np.s_[o::4],
+        (40.0, 10.0, 10.0)) for o in range(4)]
+)
+
+
+def _masks(raw: np.ndarray, voxel_size: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """The 2D labels ``dendrosam run`` makes of ``raw`` with default settings, and their fill variant."""
+    from dendrosam.segment.masks import fill_unlabelled
+
+    from .config import SegmentSettings
+    from .pipeline import _segment_block
+
+    labels, _ = _segment_block(raw, None, SegmentSettings(device="cpu"), 0, voxel_size)
+    return labels, np.stack([fill_unlabelled(labels[z], raw[z]) for z in range(len(raw))])
+
+
+def _score(raw: np.ndarray, gt: np.ndarray, labels: np.ndarray, vs: tuple, model: Any) -> dict:
+    from .evaluation import evaluate
+    from .joins import learned_joins
+    from .tracking import track
+
+    tracked = track(labels, vs)
+    lab3d = np.asarray(tracked.labels)
+    joined = learned_joins(labels, raw, lab3d, vs, model, shifts=tracked.shifts, n_objects=tracked.n_objects)
+    out = {}
+    for name, seg in (("tracker", lab3d), ("tracker+joins", joined.lut[lab3d])):
+        m = evaluate(gt, seg).to_dict()
+        out[name] = {k: round(float(m[k]), 3) for k in ("voi_split", "voi_merge", "arand")}
+    return out
+
+
+def default_joins_run(data: Path, models: Path, command: str, members: int = 5, steps: int = 1500) -> dict:
+    """Train the shipped join model on :data:`DEFAULT_JOIN_SAMPLES`; write it and its card to ``models``."""
+    import tifffile
+
+    parts, names = [], []
+    for name, folder, raw_f, lab_f, region, vs in DEFAULT_JOIN_SAMPLES:
+        raw = tifffile.imread(data / folder / raw_f)[region]
+        gt = tifffile.imread(data / folder / lab_f)[region]
+        for variant, labels in zip(("", "+fill"), _masks(raw, vs)):
+            parts.append(join_examples(labels, raw, gt, vs))
+            names.append(name + variant)
+            print(f"{name}{variant}: {len(parts[-1].labels)} pairs", flush=True)
+    examples = JoinExamples.concat(parts)
+    model = train_join_model(examples, members=members, steps=steps,
+                             card={"samples": names, "command": command, "stop": 0.5})
+    med = data / "medulla_fib"
+    raw = tifffile.imread(med / "raw_z000-124.ome.tif")[::4, :, 125:]
+    gt = tifffile.imread(med / "neurons_z000-124.ome.tif")[::4, :, 125:]
+    labels, _ = _masks(raw, (40.0, 10.0, 10.0))
+    heldout = _score(raw, gt, labels, (40.0, 10.0, 10.0), model)
+    card = {**model.card, "heldout_medulla[::4,:,125:]": heldout,
+            "data_licences": "medulla: Janelia FlyEM NeuroProof examples (CC-BY); ISBI 2012: Cardona et al. "
+                             "2010 (non-commercial); gala: (c) 2012 HHMI, BSD-style"}
+    from .joins import JoinModel
+
+    model = JoinModel(model.mean, model.std, model.members, card)
+    models.mkdir(parents=True, exist_ok=True)
+    model.save(models / "dendrosam_joins_default.npz")
+    (models / "dendrosam_joins_default.card.json").write_text(json.dumps(card, indent=1) + "\n")
+    print(f"joins: {len(examples.labels)} pairs; held-out medulla {heldout}", flush=True)
+    return card
