@@ -177,6 +177,20 @@ def average_agglomeration(n: int, edges: np.ndarray, p: np.ndarray, w: np.ndarra
         root = nxt
 
 
+_POOL_EVERY = 1_000_000  # scored pairs held before they are pooled per object pair
+
+
+def _pool(pooled: tuple, ends: list, wp: list, w: list) -> tuple:
+    """Sum the weighted probabilities and weights of repeated object pairs (what the agglomeration does)."""
+    e = np.concatenate([pooled[0], *ends]) if ends else pooled[0]
+    if not len(e):
+        return pooled
+    uniq, inv = np.unique(e, axis=0, return_inverse=True)
+    inv = inv.ravel()
+    return (uniq, np.bincount(inv, np.concatenate([pooled[1], *wp]), len(uniq)),
+            np.bincount(inv, np.concatenate([pooled[2], *w]), len(uniq)))
+
+
 @dataclass(frozen=True)
 class JoinResult:
     """Output of :func:`learned_joins`.
@@ -236,20 +250,27 @@ def learned_joins(
     """
     if not 0.0 < stop <= 1.0:
         raise ConfigError(f"joins stop must be in (0, 1], got {stop}")
+    n_pairs = 0
     model = model or default_join_model()
-    ends, prob, weight = [], [], []
+    pooled = (np.zeros((0, 2), np.int64), np.zeros(0), np.zeros(0))  # (ends, sum w*p, sum w) per object pair
+    ends, wp, w, pending = [], [], [], 0
     for table in iter_pair_tables(labels2d, image, voxel_size, ref=labels3d, shifts=shifts, max_gap=max_gap):
         keep = (table.ref_a > 0) & (table.ref_b > 0) & (table.ref_a != table.ref_b)
         if keep.any():
-            ends.append(np.stack([table.ref_a[keep], table.ref_b[keep]], axis=1))
-            prob.append(model.predict(table.features[keep]))
-            weight.append(table.count[keep].astype(np.float64))
+            a, b = table.ref_a[keep], table.ref_b[keep]
+            ends.append(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1))
+            w.append(table.count[keep].astype(np.float64))
+            wp.append(w[-1] * model.predict(table.features[keep]))
+            pending += int(keep.sum())
+            n_pairs += int(keep.sum())
+        if pending > _POOL_EVERY:  # memory stays bounded by the number of distinct object pairs
+            pooled, ends, wp, w, pending = _pool(pooled, ends, wp, w), [], [], [], 0
+    pooled = _pool(pooled, ends, wp, w)
     if n_objects is None:
         n_objects = max((int(np.asarray(labels3d[z]).max(initial=0)) for z in range(labels3d.shape[0])), default=0)
-    e = np.concatenate(ends) if ends else np.zeros((0, 2), np.int64)
-    root = average_agglomeration(n_objects + 1, e, np.concatenate(prob) if prob else np.zeros(0),
-                                 np.concatenate(weight) if weight else np.zeros(0), stop)
+    e, swp, sw = pooled
+    root = average_agglomeration(n_objects + 1, e, swp / np.maximum(sw, 1e-300), sw, stop)
     roots = np.unique(root[1:])  # cluster minima, in the input's id order
     lut = np.zeros(n_objects + 1, np.uint32)
     lut[1:] = np.searchsorted(roots, root[1:]) + 1
-    return JoinResult(lut=lut, n_objects=int(roots.size), n_pairs=int(len(e)))
+    return JoinResult(lut=lut, n_objects=int(roots.size), n_pairs=n_pairs)

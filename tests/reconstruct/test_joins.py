@@ -183,3 +183,19 @@ def test_the_shipped_model_loads_with_its_card():
     vi = {k: v["voi_split"] + v["voi_merge"] for k, v in held.items()}
     assert vi["tracker+joins"] < vi["tracker"] and held["tracker+joins"]["arand"] < held["tracker"]["arand"]
     assert DEFAULT_JOIN_MODEL.stat().st_size < 200_000
+
+
+def test_pooling_pairs_in_batches_changes_nothing(monkeypatch):
+    """Scored pairs are pooled per object pair whenever many are pending (bounded memory): same answer."""
+    from dendrosam.reconstruct import joins
+
+    rng = np.random.default_rng(3)
+    labels2d = rng.integers(0, 6, (6, 12, 12)).astype(np.uint8)
+    labels3d = (labels2d.astype(np.uint32) + 6 * (np.arange(6)[:, None, None] // 2)) * (labels2d > 0)
+    img = rng.random(labels2d.shape)
+    model = _iou_model(0.1)
+    whole = learned_joins(labels2d, img, labels3d, VS, model=model, stop=0.3)
+    monkeypatch.setattr(joins, "_POOL_EVERY", 1)
+    batched = learned_joins(labels2d, img, labels3d, VS, model=model, stop=0.3)
+    assert whole.lut.tolist() == batched.lut.tolist() and whole.n_pairs == batched.n_pairs > 0
+    assert 1 < whole.n_objects < int(labels3d.max())
