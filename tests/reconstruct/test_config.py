@@ -12,6 +12,7 @@ from dendrosam.reconstruct.config import (
     apply_overrides,
     config_from_dict,
     config_hash,
+    JoinSettings,
     config_to_toml,
     load_config,
     parse_set_option,
@@ -24,6 +25,7 @@ def test_defaults_and_toml_round_trip(tmp_path):
         segment=SegmentSettings(method="threshold", sam="m.pt", threshold=0.7),
         engine=EngineSettings(workers=2, chunk_yx=(128, 64)),
         track=(("gap", 2), ("min_overlap", 3)),
+        joins=JoinSettings(model="my joins.npz", stop=0.7, max_gap=3),
     )
     path = tmp_path / "c.toml"
     path.write_text(config_to_toml(cfg))
@@ -31,7 +33,8 @@ def test_defaults_and_toml_round_trip(tmp_path):
     assert back == cfg
     assert back.engine.chunk_yx == (128, 64)
     assert dict(back.track) == {"gap": 2, "min_overlap": 3}
-    assert load_config(None) == PipelineConfig()
+    assert back.joins == JoinSettings("my joins.npz", 0.7, 3)
+    assert load_config(None) == PipelineConfig() and PipelineConfig().joins.model == "default"
 
 
 @pytest.mark.parametrize(
