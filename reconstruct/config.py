@@ -24,7 +24,7 @@ Example ``config.toml``::
     # any TrackConfig field
 
     [joins]
-    model = "default"       # learned joins after tracking: "default", "none" or a .npz path
+    model = "auto"          # learned joins after tracking: "auto", "default", "none" or a .npz path
     stop = 0.5
 """
 
@@ -56,6 +56,7 @@ __all__ = [
     "config_class",
     "config_to_toml",
     "config_hash",
+    "resolve_joins",
 ]
 
 SEGMENT_METHODS = ("sam", "threshold")
@@ -138,8 +139,11 @@ class JoinSettings:
     Attributes
     ----------
     model : str
+        ``"auto"`` (the default): the shipped model when the 2D masks come from the detector + SAM,
+        the kind of masks it was trained on, else ``"none"`` (ground-truth prompts, the threshold
+        segmenter); :func:`resolve_joins` decides and the run's saved config shows the result.
         ``"default"`` (the shipped model), ``"none"`` (tracker output as is) or a path to an
-        ``.npz`` written by ``dendrosam train-joins``.
+        ``.npz`` written by ``dendrosam train-joins`` are used as given.
     stop : float
         Join two objects while their overlap-weighted mean join probability is at least this.
         0.5 is the classifier's own decision threshold; higher joins less (fewer merges, more splits).
@@ -147,7 +151,7 @@ class JoinSettings:
         Largest section distance of a scored pair of 2D objects.
     """
 
-    model: str = "default"
+    model: str = "auto"
     stop: float = 0.5
     max_gap: int = 2
 
@@ -157,7 +161,7 @@ class JoinSettings:
         if self.max_gap < 1:
             raise ConfigError(f"joins.max_gap must be >= 1, got {self.max_gap}")
         if not self.model:
-            raise ConfigError("joins.model must be 'default', 'none' or a path")
+            raise ConfigError("joins.model must be 'auto', 'default', 'none' or a path")
 
 
 @dataclass(frozen=True)
@@ -428,6 +432,20 @@ def config_to_toml(config: PipelineConfig) -> str:
         lines.append(f"\n[{section}]")
         lines.extend(f"{k} = {_toml_value(v)}" for k, v in data[section].items() if v is not None)
     return "\n".join(lines) + "\n"
+
+
+def resolve_joins(config: PipelineConfig) -> PipelineConfig:
+    """Replace ``joins.model = "auto"`` by what it means for this config (``"default"`` or ``"none"``).
+
+    The shipped join model was trained on masks of the shipped detector + SAM; masks from ground-truth
+    prompts or the threshold segmenter are another distribution (with GT boxes on the demo crop it
+    made VI worse, 3.20 -> 3.43), so ``auto`` only uses it for ``method = "sam"``, ``prompts = "detector"``.
+    """
+    if config.joins.model != "auto":
+        return config
+    s = config.segment
+    model = "default" if (s.method == "sam" and s.prompts == "detector") else "none"
+    return dataclasses.replace(config, joins=dataclasses.replace(config.joins, model=model))
 
 
 def config_hash(config: PipelineConfig) -> str:

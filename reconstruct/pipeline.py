@@ -27,7 +27,8 @@ import numpy as np
 
 from dendrosam.errors import InputError, OutputError
 
-from .config import PipelineConfig, SegmentSettings, config_class, config_hash, config_to_toml, load_config
+from .config import (PipelineConfig, SegmentSettings, config_class, config_hash, config_to_toml, load_config,
+                     resolve_joins)
 from .engine import cached, make_engine, worker_device
 from .store import RunStore, array_checksum, atomic_write_bytes, block_key, input_identity
 
@@ -578,7 +579,7 @@ def reconstruct_volume(
         cfg = replace(cfg, engine=replace(cfg.engine, **engine_over))
     vs_req = voxel_size if voxel_size is not None else cfg.voxel_size
     vol, iid = _open_input(input, vs_req)
-    cfg = replace(cfg, voxel_size=tuple(vol.voxel_size))
+    cfg = resolve_joins(replace(cfg, voxel_size=tuple(vol.voxel_size)))
     _join_model(cfg.joins)  # a bad model file fails now, not after segmentation
     ident = {"config": config_hash(cfg), "input": iid}
     eng = cfg.engine

@@ -34,7 +34,7 @@ def test_defaults_and_toml_round_trip(tmp_path):
     assert back.engine.chunk_yx == (128, 64)
     assert dict(back.track) == {"gap": 2, "min_overlap": 3}
     assert back.joins == JoinSettings("my joins.npz", 0.7, 3)
-    assert load_config(None) == PipelineConfig() and PipelineConfig().joins.model == "default"
+    assert load_config(None) == PipelineConfig() and PipelineConfig().joins.model == "auto"
 
 
 @pytest.mark.parametrize(

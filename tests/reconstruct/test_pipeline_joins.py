@@ -95,3 +95,20 @@ def test_bad_join_settings_fail_before_any_work(tmp_path):
         config("none", stop=1.5)
     with pytest.raises(ConfigError, match="unknown key 'joins.threshold'"):
         config("none", threshold=0.5)
+
+
+def test_auto_uses_the_shipped_model_only_on_detector_masks(tmp_path):
+    from dendrosam.reconstruct.config import resolve_joins
+
+    def model(**segment):
+        return resolve_joins(config_from_dict({"segment": segment})).joins.model
+
+    assert model() == "default"  # detector boxes -> SAM masks: what the shipped model was trained on
+    assert model(prompts="gt-boxes") == model(prompts="gt-points") == model(method="threshold") == "none"
+    assert resolve_joins(config("x.npz")).joins.model == "x.npz"  # an explicit choice is kept
+    img, _ = blanked_tubes()
+    cfg = config_from_dict({"segment": {"method": "threshold", "threshold": 0.5, "sigma_px": 0.0}})
+    res = reconstruct_volume(img, tmp_path / "run", cfg, VOXEL, progress=False)
+    run = json.loads((res.out / "run.json").read_text())
+    assert "joins" not in run["timings_s"] and run["models"]["joins"] is None
+    assert 'model = "none"' in (res.out / "config.toml").read_text()
