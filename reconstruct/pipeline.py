@@ -379,6 +379,8 @@ def _run_stages(vol: Any, store: RunStore, cfg: PipelineConfig, ident: dict, eng
             store.record("joins", (0, depth), jkey, _stream_checksum(labels3d, eng.block_sections))
             store.forget("skeletons")
             timings["joins"] = time.perf_counter() - t0
+    else:
+        timings["track"] = time.perf_counter() - t0  # tracking and joins verified, nothing redone
 
     t0 = time.perf_counter()
     boxes = _object_boxes(labels3d, depth, eng.block_sections)
