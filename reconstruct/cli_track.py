@@ -61,7 +61,7 @@ def run_track(args: argparse.Namespace) -> int:
     import networkx as nx
     import numpy as np
 
-    from dendrosam.errors import ConfigError, OutputError
+    from dendrosam.errors import ConfigError, InputError, OutputError
     from dendrosam.reconstruct.io import open_labels
     from dendrosam.reconstruct.io_writers import create_ome_zarr_array
     from dendrosam.reconstruct.tracking import TrackConfig, track_blocks
@@ -80,6 +80,13 @@ def run_track(args: argparse.Namespace) -> int:
 
     join_model = load_join_model(args.joins)
     volume = open_labels(args.labels2d, voxel_size_from_args(args))
+    image = None
+    if join_model is not None:  # checked before anything is written
+        from dendrosam.reconstruct.io import open_volume
+
+        image = open_volume(args.image, volume.voxel_size)
+        if image.shape != volume.shape:
+            raise InputError(f"--image {args.image}: shape {image.shape} != labels shape {volume.shape}")
     config = TrackConfig(gap=args.gap, min_z_extent=args.min_z_extent,
                          drop_short=args.min_z_extent > 1, align=not args.no_align)
     ny, nx_ = volume.shape[1:]
@@ -87,13 +94,9 @@ def run_track(args: argparse.Namespace) -> int:
                                    chunks=(1, min(ny, 1024), min(nx_, 1024)), overwrite=args.overwrite)
     result = track_blocks(_Sections(volume), args.block_size, volume.voxel_size, config, out=target)
     n_objects = result.n_objects
-    if join_model is not None:
-        from dendrosam.reconstruct.io import open_volume
+    if image is not None:
         from dendrosam.reconstruct.joins import learned_joins
 
-        image = open_volume(args.image, volume.voxel_size)
-        if image.shape != volume.shape:
-            raise ConfigError(f"--image shape {image.shape} != labels shape {volume.shape}")
         joined = learned_joins(_Sections(volume), _Sections(image), target, volume.voxel_size, join_model,
                                shifts=result.shifts, n_objects=n_objects)
         for z in range(volume.shape[0]):

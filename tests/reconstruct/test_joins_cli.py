@@ -61,7 +61,16 @@ def test_join_cli_errors_are_one_line(tmp_path, files, capsys):
     assert main(["track", sample[0], "--out", str(tmp_path / "a.zarr"), "--joins", "default"]) == 2
     assert main(["track", sample[0], "--out", str(tmp_path / "b.zarr"), "--joins", str(bad),
                  "--image", sample[1]]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 4 and all(line.startswith("dendrosam: error: ") for line in err)
+    tifffile.imwrite(tmp_path / "small.tif", np.zeros((6, 20, 20), np.uint8))
+    model = tmp_path / "m.npz"
+    assert main(["train-joins", "--sample", *sample, "--out", str(model), "--members", "1", "--steps", "5"]) == 0
+    assert main(["track", sample[0], "--out", str(tmp_path / "c.zarr"), "--joins", str(model),
+                 "--image", str(tmp_path / "small.tif")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    err = [line for line in lines if line.startswith("dendrosam: error: ")]
+    assert len(err) == 5 and all(line.startswith(("dendrosam: warning: ", "dendrosam: error: ")) or "pairs" in line
+                                 for line in lines)  # one line per error, no traceback
     assert "--members" in err[0] and ".npz" in err[1] and "--image" in err[2] and "bad.npz" in err[3]
-    assert not (tmp_path / "b.zarr").exists()  # a bad model fails before anything is written
+    assert "small.tif" in err[4] and "shape" in err[4]
+    # a bad model or image fails before anything is written
+    assert not (tmp_path / "b.zarr").exists() and not (tmp_path / "c.zarr").exists()
