@@ -70,7 +70,7 @@ class JoinModel:
                 h = h @ w.T + b
                 if i < len(layers) - 1:
                     h = np.maximum(h, 0.0)
-            out += 1.0 / (1.0 + np.exp(-h[:, 0]))
+            out += 0.5 * (1.0 + np.tanh(0.5 * h[:, 0]))  # the logistic function, without overflow
         return out / max(len(self.members), 1)
 
     def save(self, path: str | Path) -> None:

@@ -199,3 +199,14 @@ def test_pooling_pairs_in_batches_changes_nothing(monkeypatch):
     batched = learned_joins(labels2d, img, labels3d, VS, model=model, stop=0.3)
     assert whole.lut.tolist() == batched.lut.tolist() and whole.n_pairs == batched.n_pairs > 0
     assert 1 < whole.n_objects < int(labels3d.max())
+
+
+def test_extreme_features_give_probabilities_without_overflow_warnings():
+    import warnings
+
+    model = _iou_model(0.5)
+    x = np.zeros((3, len(FEATURE_NAMES)))
+    x[:, COL["iou"]] = [-1e6, 0.5, 1e6]  # logits -5e7, 0, +5e7
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert model.predict(x).tolist() == [0.0, 0.5, 1.0]
