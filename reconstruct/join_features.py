@@ -35,12 +35,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import fastremap
 import numpy as np
 
 from dendrosam.errors import LabelError
 
-from .overlap import SectionObjects, contingency, section_objects, shift_image
+from .overlap import SectionObjects, contingency, majority_labels, section_objects, shift_image
 from .track_scan import read_section
 
 __all__ = ["FEATURE_NAMES", "PairTable", "iter_pair_tables"]
@@ -87,25 +86,6 @@ class _Section:
     ref: np.ndarray  # (N,) majority reference label
 
 
-def _majority(dense: np.ndarray, n: int, ref: np.ndarray) -> np.ndarray:
-    """For each object ``1..n`` of ``dense``, the non-zero ``ref`` value it overlaps most (else 0)."""
-    ref = np.asarray(ref)
-    if ref.shape != dense.shape:
-        raise LabelError(f"reference labels: section shape {ref.shape} != labels {dense.shape}")
-    rdense, mapping = fastremap.renumber(ref, preserve_zero=True, in_place=False)
-    values = np.zeros(int(rdense.max(initial=0)) + 1, np.int64)
-    for old, new in mapping.items():
-        values[new] = old
-    ia, ib, count = contingency(dense, rdense.astype(np.uint32, copy=False))
-    out = np.zeros(n, np.int64)
-    if count.size:
-        order = np.lexsort((ib, -count, ia))  # per object: largest count, then smallest id
-        first = np.r_[True, ia[order][1:] != ia[order][:-1]]
-        pick = order[first]
-        out[ia[pick]] = values[ib[pick] + 1]
-    return out
-
-
 def _read(labels2d: Any, image: Any, ref: Any, z: int) -> _Section:
     objects = section_objects(read_section(labels2d, z))
     img = np.asarray(image[z], dtype=np.float64)
@@ -120,7 +100,14 @@ def _read(labels2d: Any, image: Any, ref: Any, z: int) -> _Section:
     dev = (img.ravel() - mean[flat]) ** 2  # two passes: no cancellation in the variance
     std = np.sqrt(np.bincount(flat, weights=dev, minlength=n + 1)[1:] / size)
     mean = mean[1:]
-    r = _majority(objects.dense, n, ref[z]) if ref is not None else np.zeros(n, np.int64)
+    if ref is not None:
+        ref_section = np.asarray(ref[z])
+        if ref_section.shape != objects.dense.shape:
+            raise LabelError(f"reference labels: section {z} has shape {ref_section.shape}, "
+                             f"labels {objects.dense.shape}")
+        r = majority_labels(objects, section_objects(ref_section))
+    else:
+        r = np.zeros(n, np.int64)
     return _Section(z, objects, mean, std, r)
 
 

@@ -41,8 +41,7 @@ from scipy.sparse.csgraph import connected_components
 
 from dendrosam.errors import ConfigError, LabelError
 
-from .kernels import best_rows
-from .overlap import SectionObjects, contingency, relabel_section, section_objects
+from .overlap import SectionObjects, contingency, majority_labels, relabel_section, section_objects
 from .track_scan import read_section
 from .track_stitch import canonical_labels
 
@@ -94,11 +93,7 @@ def _majority(labels2d: Any, gt: Any, z: int) -> tuple[SectionObjects, np.ndarra
     truth = section_objects(read_section(gt, z))
     if truth.n and int(truth.ids.max()) >= 2**32:
         raise LabelError(f"oracle_link: gt ids must fit uint32, section {z} has {int(truth.ids.max())}")
-    ia, ib, count = contingency(objs.dense, truth.dense)
-    best = best_rows(ia, count, truth.ids[ib])  # largest overlap, ties to the smaller GT id
-    label = np.zeros(objs.n, dtype=np.uint32)
-    label[ia[best]] = truth.ids[ib[best]]
-    return objs, label
+    return objs, majority_labels(objs, truth).astype(np.uint32)
 
 
 def _overlap_oracle(labels2d: Any, gt: Any, out: Any) -> Any:

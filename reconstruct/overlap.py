@@ -16,10 +16,10 @@ import fastremap
 import numpy as np
 from scipy import ndimage
 
-from .kernels import LUT_LIMIT, pair_counts, relabel, tabulate
+from .kernels import LUT_LIMIT, best_rows, pair_counts, relabel, tabulate
 
 __all__ = ["SectionObjects", "dense_labels", "section_objects", "contingency", "shift_image",
-           "relabel_section"]
+           "relabel_section", "majority_labels"]
 
 
 def _lut_ok(max_id: int, n_pixels: int) -> bool:
@@ -207,3 +207,24 @@ def relabel_section(section: np.ndarray, ids: np.ndarray, labels: np.ndarray) ->
         hit = ids[order[pos]] == dense_ids
         lut[1:][hit] = labels[order[pos[hit]]]
     return lut[dense]
+
+
+def majority_labels(objects: SectionObjects, ref: SectionObjects) -> np.ndarray:
+    """For each object, the non-zero label of ``ref`` covering most of its pixels (ties: smaller).
+
+    Parameters
+    ----------
+    objects, ref : SectionObjects
+        The 2D objects of a section, and the labels they are matched to (ground truth, 3D ids, ...)
+        in the same section.
+
+    Returns
+    -------
+    numpy.ndarray
+        (N,) int64, 0 for objects that overlap no labelled ``ref`` pixel.
+    """
+    ia, ib, count = contingency(objects.dense, ref.dense)
+    best = best_rows(ia, count, ref.ids[ib])
+    out = np.zeros(objects.n, dtype=np.int64)
+    out[ia[best]] = ref.ids[ib[best]]
+    return out
