@@ -624,6 +624,7 @@ def _run_locked(vol: Any, input: Any, store: RunStore, cfg: PipelineConfig, iden
     log.info("run %s -> %s (%s, voxel %s nm)", info["input"], store.out, vol.shape, vol.voxel_size)
     info["models"] = {**_model_cards(cfg.segment), "joins": _join_card(cfg.joins)}
     parts = _run_stages(vol, store, cfg, ident, engine, gt, timings)
+    store.sweep_orphans()  # every task has returned: any temporary file left is a dead writer's
     extra = _finish_outputs(store, vol, cfg, parts, gt, timings)
     _report_and_publish(store, vol, cfg, parts, extra, info, publish, timings)
     info.update(status="complete", timings_s={k: round(v, 3) for k, v in timings.items()},

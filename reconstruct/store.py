@@ -14,7 +14,9 @@ Layout (other stages read it; keep it stable)::
 A block is *complete* when its record exists, the record's key (a hash of the config, the input
 identity and the block range) matches, and the checksum of the data now on disk matches the
 record. Records are written after the data, by rename, so a killed run never leaves a record for
-a half-written block; ``--resume`` redoes every block that is not complete.
+a half-written block; ``--resume`` redoes every block that is not complete. A writer killed
+mid-write leaves a hidden ``.NAME.XXXX.tmp`` beside its target; the run removes these once no
+writer is active, so a finished run folder holds only its outputs.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -33,6 +36,8 @@ from typing import Any
 import numpy as np
 
 from dendrosam.errors import OutputError
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "RunStore",
@@ -259,6 +264,22 @@ class RunStore:
         except (FileNotFoundError, json.JSONDecodeError):
             return None
         return rec if rec.get("key") == key else None
+
+    def sweep_orphans(self) -> list[Path]:
+        """Delete temporary files left by writers that died mid-write (a killed worker).
+
+        Call only while no writer is active (under the lock, before or after the stages): every
+        ``.NAME.XXXX.tmp`` left by :func:`atomic_write_bytes` is then an orphan, never a file
+        being written. Returns the removed paths.
+        """
+        removed = []
+        for tmp in self.out.rglob(".*.tmp"):
+            if tmp.is_file():
+                tmp.unlink(missing_ok=True)
+                removed.append(tmp)
+        if removed:
+            log.info("removed %d temporary file(s) left by interrupted writers", len(removed))
+        return removed
 
     def forget(self, stage: str) -> None:
         """Drop every record of a stage (its blocks will be redone)."""

@@ -24,6 +24,21 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
     assert [p.name for p in (tmp_path / "a").iterdir()] == ["x.json"]
 
 
+def test_sweep_orphans_removes_only_dead_writers_temporaries(tmp_path):
+    store = RunStore(tmp_path / "run")
+    store.prepare(IDENT, resume=False, overwrite=False)
+    atomic_write_json(store.out / "tables" / "a.json", {"a": 1})
+    orphans = [store.out / "tables" / ".a.json.x1y2.tmp", store.meta / "parts" / "s" / ".0_1.csv.q9.tmp"]
+    for p in orphans:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"partial")
+    keep = [store.out / "tables" / "a.json", store.out / "tables" / "notes.tmp", store.meta / "identity.json"]
+    keep[1].write_text("a user's file, not ours")
+    assert sorted(store.sweep_orphans()) == sorted(orphans)
+    assert all(p.is_file() for p in keep) and not any(p.exists() for p in orphans)
+    assert store.sweep_orphans() == []
+
+
 def test_atomic_write_disk_full_keeps_old_content(tmp_path, monkeypatch):
     target = tmp_path / "x.json"
     atomic_write_json(target, {"v": 1})
