@@ -43,6 +43,7 @@ _LAZY: dict[str, str] = {
     "JoinModel": "dendrosam.reconstruct.joins",
     "default_join_model": "dendrosam.reconstruct.joins",
     "join_examples": "dendrosam.reconstruct.join_training",
+    "contact_examples": "dendrosam.reconstruct.join_training",
     "train_join_model": "dendrosam.reconstruct.join_training",
     # tracking
     "track": "dendrosam.reconstruct.tracking",

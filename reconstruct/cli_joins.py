@@ -31,6 +31,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--steps", type=int, default=1500, help="Adam steps per member (default 1500)")
     p.add_argument("--max-gap", type=int, default=2, help="largest section distance of a pair (default 2)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first member (default 0)")
+    p.add_argument("--no-contacts", action="store_true",
+                   help="train only the overlap ensemble, not the one for contacts within a section")
+    p.add_argument("--reach-nm", type=float, default=30.0,
+                   help="how far masks are grown into unlabelled pixels to find contacts (default 30 nm)")
     p.add_argument("--overwrite", action="store_true", help="replace MODEL.npz if it exists")
     p.set_defaults(func=run_train_joins)
 
@@ -42,30 +46,38 @@ def run_train_joins(args: argparse.Namespace) -> int:
 
     from dendrosam.errors import ConfigError, OutputError
     from dendrosam.reconstruct.io import open_labels, open_volume
-    from dendrosam.reconstruct.join_training import JoinExamples, join_examples, train_join_model
+    from dendrosam.reconstruct.join_training import JoinExamples, contact_examples, join_examples, train_join_model
 
     for option, value, low in (("--members", args.members, 1), ("--steps", args.steps, 1),
                                ("--max-gap", args.max_gap, 1)):
         if value < low:
             raise ConfigError(f"{option} must be >= {low}, got {value}")
+    if not args.reach_nm >= 0:
+        raise ConfigError(f"--reach-nm must be >= 0, got {args.reach_nm}")
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise OutputError(f"{out}: already exists; pass --overwrite to replace it")
     if out.suffix != ".npz":
         raise OutputError(f"{out}: the model file must end in .npz")
-    parts, sources = [], []
+    parts, touching, sources = [], [], []
     for labels_path, image_path, gt_path in args.sample:
         image = open_volume(image_path, voxel_size_from_args(args))
         labels = open_labels(labels_path, like=image)
         gt = open_labels(gt_path, like=image)
         parts.append(join_examples(labels.data, image.data, gt.data, image.voxel_size, args.max_gap))
+        if not args.no_contacts:
+            touching.append(contact_examples(labels.data, image.data, gt.data, image.voxel_size, args.reach_nm))
         sources.append({"labels2d": Path(labels_path).name, "image": Path(image_path).name,
                         "gt": Path(gt_path).name, "voxel_size_nm": list(image.voxel_size)})
-        print(f"{labels_path}: {len(parts[-1].labels)} pairs", file=sys.stderr)
+        contacts = f", {len(touching[-1].labels)} contacts" if touching else ""
+        print(f"{labels_path}: {len(parts[-1].labels)} pairs{contacts}", file=sys.stderr)
     examples = JoinExamples.concat(parts)
     model = train_join_model(examples, members=args.members, steps=args.steps, seed=args.seed,
-                             card={"samples": sources, "max_gap": args.max_gap})
+                             card={"samples": sources, "max_gap": args.max_gap},
+                             contacts=JoinExamples.concat(touching) if touching else None, reach_nm=args.reach_nm)
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out)
-    print(f"trained on {len(examples.labels)} pairs ({examples.labels.mean():.0%} same neuron) -> {out}")
+    contacts = (f" and {model.contacts.card['n_pairs']} contacts" if model.contacts is not None
+                else " (no contact ensemble: no touching objects)" if touching else "")
+    print(f"trained on {len(examples.labels)} pairs{contacts} ({examples.labels.mean():.0%} same neuron) -> {out}")
     return 0

@@ -26,6 +26,7 @@ Example ``config.toml``::
     [joins]
     model = "auto"          # learned joins after tracking: "auto", "default", "none" or a .npz path
     stop = 0.5
+    contacts = true         # also weigh the contacts within each section (models that have them)
 """
 
 from __future__ import annotations
@@ -145,15 +146,19 @@ class JoinSettings:
         ``"default"`` (the shipped model), ``"none"`` (tracker output as is) or a path to an
         ``.npz`` written by ``dendrosam train-joins`` are used as given.
     stop : float
-        Join two objects while their overlap-weighted mean join probability is at least this.
+        Join two objects while their interface-weighted mean join probability is at least this.
         0.5 is the classifier's own decision threshold; higher joins less (fewer merges, more splits).
     max_gap : int
         Largest section distance of a scored pair of 2D objects.
+    contacts : bool
+        Also score the 2D objects that touch within a section (when the model has a contact
+        ensemble, as the shipped one does): neurites side by side along a membrane repel.
     """
 
     model: str = "auto"
     stop: float = 0.5
     max_gap: int = 2
+    contacts: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 < self.stop <= 1.0:

@@ -31,7 +31,7 @@ counted, so shifted sections are compared where they match.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +42,7 @@ from dendrosam.errors import LabelError
 from .overlap import SectionObjects, contingency, majority_labels, section_objects, shift_image
 from .track_scan import read_section
 
-__all__ = ["FEATURE_NAMES", "PairTable", "iter_pair_tables"]
+__all__ = ["FEATURE_NAMES", "PairTable", "iter_pair_tables", "zscore"]
 
 FEATURE_NAMES = (
     "gap", "log_area_a", "log_area_b", "log_overlap", "frac_a", "frac_b", "iou",
@@ -84,15 +84,21 @@ class _Section:
     mean: np.ndarray  # (N,) z-scored mean intensity
     std: np.ndarray  # (N,) z-scored intensity std
     ref: np.ndarray  # (N,) majority reference label
+    img: np.ndarray  # (Y, X) the z-scored section
+
+
+def zscore(section: Any) -> np.ndarray:
+    """A section as float64 with zero mean and unit standard deviation (a flat section: zero mean)."""
+    img = np.asarray(section, dtype=np.float64)
+    sd = img.std()
+    return (img - img.mean()) / (sd if sd > 0 else 1.0)
 
 
 def _read(labels2d: Any, image: Any, ref: Any, z: int) -> _Section:
     objects = section_objects(read_section(labels2d, z))
-    img = np.asarray(image[z], dtype=np.float64)
+    img = zscore(image[z])
     if img.shape != objects.dense.shape:
         raise LabelError(f"image: section {z} has shape {img.shape}, labels {objects.dense.shape}")
-    sd = img.std()
-    img = (img - img.mean()) / (sd if sd > 0 else 1.0)
     n = objects.n
     flat = objects.dense.ravel()
     size = np.maximum(objects.size, 1)
@@ -108,7 +114,7 @@ def _read(labels2d: Any, image: Any, ref: Any, z: int) -> _Section:
         r = majority_labels(objects, section_objects(ref_section))
     else:
         r = np.zeros(n, np.int64)
-    return _Section(z, objects, mean, std, r)
+    return _Section(z, objects, mean, std, r, img)
 
 
 def _pair_table(a: _Section, b: _Section, shift: tuple[int, int], pixel_area: float) -> PairTable:
@@ -148,7 +154,8 @@ def iter_pair_tables(
     ref: Any = None,
     shifts: np.ndarray | None = None,
     max_gap: int = 2,
-) -> Iterator[PairTable]:
+    per_section: Callable[[_Section], Any] | None = None,
+) -> Iterator[Any]:
     """Stream the :class:`PairTable` of every section pair ``(z, z + d)``, ``1 <= d <= max_gap``.
 
     Parameters
@@ -167,11 +174,15 @@ def iter_pair_tables(
         is moved by ``shifts[zb] - shifts[za]`` before counting overlaps with ``za``.
     max_gap : int
         Largest section distance.
+    per_section : callable, optional
+        Called once on every section as it is read (so one pass also yields per-section tables,
+        e.g. :func:`.join_contacts.contact_tables`); its result is yielded before the section's
+        pair tables.
 
     Yields
     ------
     PairTable
-        In order of ``zb``, then ``za``.
+        In order of ``zb``, then ``za`` (and ``per_section``'s results, when given).
     """
     depth = int(labels2d.shape[0])
     if tuple(image.shape) != tuple(labels2d.shape):
@@ -183,6 +194,8 @@ def iter_pair_tables(
     window: deque[_Section] = deque(maxlen=max_gap + 1)
     for z in range(depth):
         b = _read(labels2d, image, ref, z)
+        if per_section is not None:
+            yield per_section(b)
         for a in window:
             if b.z - a.z <= max_gap:
                 dy, dx = (sh[b.z] - sh[a.z]).tolist()

@@ -8,8 +8,10 @@ detector + SAM), with and without ``segment.fill``, on the developer halves of t
 - ISBI 2012 sections 0-15 (50 nm sections, 4 nm pixels);
 - gala FIB-SEM at 40 nm, the four z-offsets ``[o::4]``.
 
-The held-out medulla crop ``[::4, :, 125:]`` (the demo) is scored at the end, with and without the
-joins, and the figures go into the model card. Nothing is tuned on it: the stop threshold is the
+Both ensembles are trained: the overlaps between sections and the contacts within one
+(:mod:`.join_contacts`). The held-out medulla crop ``[::4, :, 125:]`` (the demo) is scored at the
+end (tracker alone, joins from overlaps only, joins with contacts) and the figures go into the
+model card. Nothing is tuned on it: the stop threshold is the
 classifier's decision threshold 0.5.
 """
 
@@ -21,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .join_training import JoinExamples, join_examples, train_join_model
+from .join_training import JoinExamples, contact_examples, join_examples, train_join_model
 
 __all__ = ["default_joins_run", "DEFAULT_JOIN_SAMPLES"]
 
@@ -54,9 +56,13 @@ def _score(raw: np.ndarray, gt: np.ndarray, labels: np.ndarray, vs: tuple, model
 
     tracked = track(labels, vs)
     lab3d = np.asarray(tracked.labels)
-    joined = learned_joins(labels, raw, lab3d, vs, model, shifts=tracked.shifts, n_objects=tracked.n_objects)
+    segs = {"tracker": lab3d}
+    for name, contacts in (("tracker+joins(overlaps only)", False), ("tracker+joins", True)):
+        joined = learned_joins(labels, raw, lab3d, vs, model, shifts=tracked.shifts, n_objects=tracked.n_objects,
+                               contacts=contacts)
+        segs[name] = joined.lut[lab3d]
     out = {}
-    for name, seg in (("tracker", lab3d), ("tracker+joins", joined.lut[lab3d])):
+    for name, seg in segs.items():
         m = evaluate(gt, seg).to_dict()
         out[name] = {k: round(float(m[k]), 3) for k in ("voi_split", "voi_merge", "arand")}
     return out
@@ -66,30 +72,33 @@ def default_joins_run(data: Path, models: Path, command: str, members: int = 5, 
     """Train the shipped join model on :data:`DEFAULT_JOIN_SAMPLES`; write it and its card to ``models``."""
     import tifffile
 
-    parts, names = [], []
+    parts, touching, names = [], [], []
     for name, folder, raw_f, lab_f, region, vs in DEFAULT_JOIN_SAMPLES:
         raw = tifffile.imread(data / folder / raw_f)[region]
         gt = tifffile.imread(data / folder / lab_f)[region]
         for variant, labels in zip(("", "+fill"), _masks(raw, vs)):
             parts.append(join_examples(labels, raw, gt, vs))
+            touching.append(contact_examples(labels, raw, gt, vs))
             names.append(name + variant)
-            print(f"{name}{variant}: {len(parts[-1].labels)} pairs", flush=True)
+            print(f"{name}{variant}: {len(parts[-1].labels)} pairs, {len(touching[-1].labels)} contacts", flush=True)
     examples = JoinExamples.concat(parts)
-    model = train_join_model(examples, members=members, steps=steps,
+    model = train_join_model(examples, members=members, steps=steps, contacts=JoinExamples.concat(touching),
                              card={"samples": names, "command": command, "stop": 0.5})
     med = data / "medulla_fib"
     raw = tifffile.imread(med / "raw_z000-124.ome.tif")[::4, :, 125:]
     gt = tifffile.imread(med / "neurons_z000-124.ome.tif")[::4, :, 125:]
-    labels, _ = _masks(raw, (40.0, 10.0, 10.0))
+    labels, filled = _masks(raw, (40.0, 10.0, 10.0))
     heldout = _score(raw, gt, labels, (40.0, 10.0, 10.0), model)
     card = {**model.card, "heldout_medulla[::4,:,125:]": heldout,
+            "heldout_medulla[::4,:,125:]+fill": _score(raw, gt, filled, (40.0, 10.0, 10.0), model),
             "data_licences": "medulla: Janelia FlyEM NeuroProof examples (CC-BY); ISBI 2012: Cardona et al. "
                              "2010 (non-commercial); gala: (c) 2012 HHMI, BSD-style"}
     from .joins import JoinModel
 
-    model = JoinModel(model.mean, model.std, model.members, card)
+    model = JoinModel(model.mean, model.std, model.members, card, model.contacts)
     models.mkdir(parents=True, exist_ok=True)
     model.save(models / "dendrosam_joins_default.npz")
     (models / "dendrosam_joins_default.card.json").write_text(json.dumps(card, indent=1) + "\n")
-    print(f"joins: {len(examples.labels)} pairs; held-out medulla {heldout}", flush=True)
+    print(f"joins: {len(examples.labels)} pairs, {model.card['contacts']['n_pairs']} contacts; "
+          f"held-out medulla {heldout}", flush=True)
     return card

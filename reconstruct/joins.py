@@ -4,8 +4,15 @@ After :func:`~dendrosam.reconstruct.track`, every overlapping pair of 2D objects
 ``z`` / ``z + d`` (``d <= max_gap``) that belong to *different* 3D objects is scored by a small
 ensemble of MLPs (:class:`JoinModel`, features in :mod:`.join_features`). The pairs are contracted
 onto the 3D objects, and the objects are merged by average-linkage agglomeration (the "average"
-rule of GASP, Bailoni et al. 2022): repeatedly merge the two clusters whose overlap-weighted mean
-join probability is highest, while it is at least ``stop``. The default ``stop = 0.5`` is the
+rule of GASP, Bailoni et al. 2022): repeatedly merge the two clusters whose interface-weighted mean
+join probability is highest, while it is at least ``stop``.
+
+When the model has a contact ensemble (:attr:`JoinModel.contacts`), the 2D objects that touch
+*within* a section (:mod:`.join_contacts`) add edges too, mostly repulsive: two neurites lying side
+by side along a membrane. Every edge is weighted by the interface it stands for, in nm² (the overlap
+area between sections; contact length x section thickness within one), so the two kinds of
+evidence are averaged on one scale and a single leaky mask bridging two neurites is outvoted by
+the membrane they share over many sections. The default ``stop = 0.5`` is the
 classifier's own decision threshold (join when it is more likely one neuron than two), not a
 value tuned on evaluation data.
 
@@ -33,6 +40,7 @@ import numpy as np
 
 from dendrosam.errors import CheckpointError, ConfigError
 
+from .join_contacts import CONTACT_FEATURE_NAMES, DEFAULT_REACH_NM, ContactTable, contact_tables
 from .join_features import FEATURE_NAMES, iter_pair_tables
 
 __all__ = ["JoinModel", "JoinResult", "average_agglomeration", "learned_joins", "default_join_model",
@@ -43,7 +51,7 @@ DEFAULT_JOIN_MODEL = Path(__file__).with_name("models") / "dendrosam_joins_defau
 
 @dataclass(frozen=True)
 class JoinModel:
-    """An ensemble of small MLPs that scores 2D-object pairs (numpy inference, no torch needed).
+    """Ensembles of small MLPs that score 2D-object pairs (numpy inference, no torch needed).
 
     Attributes
     ----------
@@ -53,12 +61,17 @@ class JoinModel:
         One tuple of ``(weight, bias)`` layers per member; ReLU between layers, sigmoid at the end.
     card : dict
         Provenance: data, command, validation figures.
+    contacts : JoinModel, optional
+        The ensemble that scores contacts *within* a section (features
+        :data:`~.join_contacts.CONTACT_FEATURE_NAMES`); None for a model that only scores overlaps
+        between sections.
     """
 
     mean: np.ndarray
     std: np.ndarray
     members: tuple = field(repr=False)
     card: dict = field(default_factory=dict, compare=False)
+    contacts: JoinModel | None = field(default=None, repr=False)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Join probability of each row of ``features`` ((P, F) -> (P,)), the members' mean."""
@@ -73,13 +86,32 @@ class JoinModel:
             out += 0.5 * (1.0 + np.tanh(0.5 * h[:, 0]))  # the logistic function, without overflow
         return out / max(len(self.members), 1)
 
-    def save(self, path: str | Path) -> None:
-        """Write an ``.npz`` (plain arrays and a JSON card; loads without pickle)."""
-        arrays = {"mean": self.mean, "std": self.std, "card": np.array(json.dumps(self.card))}
+    def _arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        arrays = {f"{prefix}mean": self.mean, f"{prefix}std": self.std}
         for k, layers in enumerate(self.members):
             for i, (w, b) in enumerate(layers):
-                arrays[f"m{k}_w{i}"], arrays[f"m{k}_b{i}"] = w, b
+                arrays[f"{prefix}m{k}_w{i}"], arrays[f"{prefix}m{k}_b{i}"] = w, b
+        return arrays
+
+    def save(self, path: str | Path) -> None:
+        """Write an ``.npz`` (plain arrays and a JSON card; loads without pickle)."""
+        card = {**self.card, "contacts": self.contacts.card} if self.contacts is not None else self.card
+        arrays = {**self._arrays(""), "card": np.array(json.dumps(card))}
+        if self.contacts is not None:
+            arrays.update(self.contacts._arrays("contacts_"))
         np.savez_compressed(path, **arrays)
+
+    @staticmethod
+    def _from(data: dict, prefix: str, n_features: int, card: dict) -> JoinModel:
+        members, k = [], 0
+        while f"{prefix}m{k}_w0" in data:
+            n = sum(1 for key in data if key.startswith(f"{prefix}m{k}_w"))
+            members.append(tuple((data[f"{prefix}m{k}_w{i}"], data[f"{prefix}m{k}_b{i}"]) for i in range(n)))
+            k += 1
+        model = JoinModel(data[f"{prefix}mean"], data[f"{prefix}std"], tuple(members), card)
+        if not members or model.mean.shape != (n_features,):
+            raise ValueError(f"its {'contact' if prefix else 'pair'} ensemble is not for {n_features} features")
+        return model
 
     @classmethod
     def load(cls, path: str | Path) -> JoinModel:
@@ -90,16 +122,15 @@ class JoinModel:
         except (OSError, ValueError) as exc:
             raise CheckpointError(f"cannot read join model {path}: {exc}") from None
         try:
-            members, k = [], 0
-            while f"m{k}_w0" in data:
-                n = sum(1 for key in data if key.startswith(f"m{k}_w"))
-                members.append(tuple((data[f"m{k}_w{i}"], data[f"m{k}_b{i}"]) for i in range(n)))
-                k += 1
-            model = cls(data["mean"], data["std"], tuple(members), json.loads(str(data["card"])))
+            card = json.loads(str(data["card"]))
+            model = cls._from(data, "", len(FEATURE_NAMES), card)
+            if "contacts_mean" in data:
+                contacts = cls._from(data, "contacts_", len(CONTACT_FEATURE_NAMES), dict(card.get("contacts", {})))
+                model = cls(model.mean, model.std, model.members, card, contacts)
         except KeyError as exc:
             raise CheckpointError(f"{path} is not a dendrosam join model (missing {exc})") from None
-        if not members or model.mean.shape != (len(FEATURE_NAMES),):
-            raise CheckpointError(f"{path} is not a dendrosam join model for {len(FEATURE_NAMES)} features")
+        except ValueError as exc:
+            raise CheckpointError(f"{path} is not a dendrosam join model: {exc}") from None
         return model
 
 
@@ -204,11 +235,14 @@ class JoinResult:
         Number of objects after joining.
     n_pairs : int
         Overlapping 2D pairs between different 3D objects that were scored.
+    n_contacts : int
+        Touching 2D pairs (within a section) between different 3D objects that were scored.
     """
 
     lut: np.ndarray = field(repr=False)
     n_objects: int
     n_pairs: int
+    n_contacts: int = 0
 
 
 def learned_joins(
@@ -221,6 +255,7 @@ def learned_joins(
     stop: float = 0.5,
     max_gap: int = 2,
     n_objects: int | None = None,
+    contacts: bool = True,
 ) -> JoinResult:
     """Decide which of the tracker's 3D objects to join (streams the stack once).
 
@@ -242,6 +277,9 @@ def learned_joins(
         Largest section distance of a scored pair.
     n_objects : int, optional
         Largest id in ``labels3d`` (read from it when omitted).
+    contacts : bool
+        Also score the contacts within each section (when the model has a contact ensemble):
+        objects lying side by side along a membrane repel each other in the agglomeration.
 
     Returns
     -------
@@ -250,19 +288,30 @@ def learned_joins(
     """
     if not 0.0 < stop <= 1.0:
         raise ConfigError(f"joins stop must be in (0, 1], got {stop}")
-    n_pairs = 0
+    n_pairs = n_contacts = 0
     model = model or default_join_model()
+    scorer = model.contacts if contacts else None
+    per_section = (contact_tables(voxel_size, float(scorer.card.get("reach_nm", DEFAULT_REACH_NM)))
+                   if scorer is not None else None)
+    pixel_area = float(voxel_size[1]) * float(voxel_size[2])
+    line_area = 0.5 * (float(voxel_size[1]) + float(voxel_size[2])) * float(voxel_size[0])
     pooled = (np.zeros((0, 2), np.int64), np.zeros(0), np.zeros(0))  # (ends, sum w*p, sum w) per object pair
     ends, wp, w, pending = [], [], [], 0
-    for table in iter_pair_tables(labels2d, image, voxel_size, ref=labels3d, shifts=shifts, max_gap=max_gap):
+    for table in iter_pair_tables(labels2d, image, voxel_size, ref=labels3d, shifts=shifts, max_gap=max_gap,
+                                  per_section=per_section):
         keep = (table.ref_a > 0) & (table.ref_b > 0) & (table.ref_a != table.ref_b)
         if keep.any():
             a, b = table.ref_a[keep], table.ref_b[keep]
             ends.append(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1))
-            w.append(table.count[keep].astype(np.float64))
-            wp.append(w[-1] * model.predict(table.features[keep]))
+            if isinstance(table, ContactTable):  # interface area: contact length x section thickness
+                w.append(table.length[keep] * line_area)
+                wp.append(w[-1] * scorer.predict(table.features[keep]))
+                n_contacts += int(keep.sum())
+            else:  # interface area: overlap between sections
+                w.append(table.count[keep] * pixel_area)
+                wp.append(w[-1] * model.predict(table.features[keep]))
+                n_pairs += int(keep.sum())
             pending += int(keep.sum())
-            n_pairs += int(keep.sum())
         if pending > _POOL_EVERY:  # memory stays bounded by the number of distinct object pairs
             pooled, ends, wp, w, pending = _pool(pooled, ends, wp, w), [], [], [], 0
     pooled = _pool(pooled, ends, wp, w)
@@ -273,4 +322,4 @@ def learned_joins(
     roots = np.unique(root[1:])  # cluster minima, in the input's id order
     lut = np.zeros(n_objects + 1, np.uint32)
     lut[1:] = np.searchsorted(roots, root[1:]) + 1
-    return JoinResult(lut=lut, n_objects=int(roots.size), n_pairs=n_pairs)
+    return JoinResult(lut=lut, n_objects=int(roots.size), n_pairs=n_pairs, n_contacts=n_contacts)

@@ -416,8 +416,10 @@ def _join_objects(labels2d: Any, image: Any, labels3d: Any, vs: tuple, jcfg: Any
     model = _join_model(jcfg)
     shifts = track_rec.get("shifts")  # absent in records of older versions: no shift compensation
     res = learned_joins(labels2d, image, labels3d, vs, model, shifts=None if shifts is None else np.asarray(shifts),
-                        stop=jcfg.stop, max_gap=jcfg.max_gap, n_objects=int(track_rec["n_objects"]))
-    log.info("joins: %d scored pairs, %d -> %d objects", res.n_pairs, track_rec["n_objects"], res.n_objects)
+                        stop=jcfg.stop, max_gap=jcfg.max_gap, n_objects=int(track_rec["n_objects"]),
+                        contacts=jcfg.contacts)
+    log.info("joins: %d scored pairs and %d contacts, %d -> %d objects", res.n_pairs, res.n_contacts,
+             track_rec["n_objects"], res.n_objects)
     for z0 in range(0, labels3d.shape[0], block):
         labels3d[z0 : z0 + block] = res.lut[np.asarray(labels3d[z0 : z0 + block])]
 

@@ -167,7 +167,7 @@ def test_join_examples_labels_pairs_by_majority_gt():
     gt[:, :, 4:] = 20
     gt[0, 2:6, 2:6] = 10  # object 7 is all neuron 10; object 5 is neuron 20
     ex = join_examples(lab, img, gt, VS)
-    assert sorted(zip(ex.weights.tolist(), ex.labels.tolist())) == [(4.0, 0.0), (8.0, 1.0)]
+    assert sorted(zip(ex.weights.tolist(), ex.labels.tolist())) == [(400.0, 0.0), (800.0, 1.0)]  # nm², 10 nm px
     with pytest.raises(InputError, match="nothing to train"):
         join_examples(lab, img, np.zeros_like(gt), VS)
 

@@ -35,7 +35,9 @@ def test_train_joins_then_track_with_them(tmp_path, files, capsys):
                "--out", str(model_path), "--members", "2", "--steps", "100", *vs])
     assert rc == 0
     # per tube: gap-1 pairs 0-1, 1-2, 4-5 and gap-2 pairs 0-2, 2-4 (section 3 is empty), all one neuron
-    assert "trained on 10 pairs (100% same neuron)" in capsys.readouterr().out
+    # the two tubes never come within reach of each other: nothing to train a contact ensemble on
+    assert "trained on 10 pairs (no contact ensemble: no touching objects) (100% same neuron)" in \
+        capsys.readouterr().out
     model = JoinModel.load(model_path)
     assert len(model.members) == 2 and model.card["samples"][0]["gt"] == "gt.tif"
 
@@ -58,6 +60,7 @@ def test_join_cli_errors_are_one_line(tmp_path, files, capsys):
     bad.write_bytes(b"junk")
     assert main(["train-joins", "--sample", *sample, "--out", str(tmp_path / "m.npz"), "--members", "0"]) == 2
     assert main(["train-joins", "--sample", *sample, "--out", str(tmp_path / "m.pt")]) == 2
+    assert main(["train-joins", "--sample", *sample, "--out", str(tmp_path / "m.npz"), "--reach-nm", "-1"]) == 2
     assert main(["track", sample[0], "--out", str(tmp_path / "a.zarr"), "--joins", "default"]) == 2
     assert main(["track", sample[0], "--out", str(tmp_path / "b.zarr"), "--joins", str(bad),
                  "--image", sample[1]]) == 2
@@ -68,9 +71,10 @@ def test_join_cli_errors_are_one_line(tmp_path, files, capsys):
                  "--image", str(tmp_path / "small.tif")]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     err = [line for line in lines if line.startswith("dendrosam: error: ")]
-    assert len(err) == 5 and all(line.startswith(("dendrosam: warning: ", "dendrosam: error: ")) or "pairs" in line
+    assert len(err) == 6 and all(line.startswith(("dendrosam: warning: ", "dendrosam: error: ")) or "pairs" in line
                                  for line in lines)  # one line per error, no traceback
-    assert "--members" in err[0] and ".npz" in err[1] and "--image" in err[2] and "bad.npz" in err[3]
-    assert "small.tif" in err[4] and "shape" in err[4]
+    assert "--members" in err[0] and ".npz" in err[1] and "--reach-nm" in err[2]
+    assert "--image" in err[3] and "bad.npz" in err[4]
+    assert "small.tif" in err[5] and "shape" in err[5]
     # a bad model or image fails before anything is written
     assert not (tmp_path / "b.zarr").exists() and not (tmp_path / "c.zarr").exists()

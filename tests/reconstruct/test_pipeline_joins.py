@@ -95,6 +95,9 @@ def test_bad_join_settings_fail_before_any_work(tmp_path):
         config("none", stop=1.5)
     with pytest.raises(ConfigError, match="unknown key 'joins.threshold'"):
         config("none", threshold=0.5)
+    with pytest.raises(ConfigError, match="joins.contacts"):
+        config("none", contacts="yes")
+    assert config("none", contacts=False).joins.contacts is False
 
 
 def test_auto_uses_the_shipped_model_only_on_detector_masks(tmp_path):
