@@ -37,8 +37,8 @@ def register(subparsers: Any) -> None:
                    help="after tracking, merge objects with a learned join model: 'default' (the "
                         "shipped one), a .npz from train-joins, or 'none' (default; needs --image)")
     p.add_argument("--image", default=None, metavar="IMAGE", help="the EM image (for --joins)")
-    p.add_argument("--no-contacts", action="store_true",
-                   help="with --joins: score only overlaps between sections, not contacts within one")
+    p.add_argument("--contacts", action="store_true",
+                   help="with --joins: also score contacts within each section (models trained with them)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.set_defaults(func=run_track)
 
@@ -100,7 +100,7 @@ def run_track(args: argparse.Namespace) -> int:
         from dendrosam.reconstruct.joins import learned_joins
 
         joined = learned_joins(_Sections(volume), _Sections(image), target, volume.voxel_size, join_model,
-                               shifts=result.shifts, n_objects=n_objects, contacts=not args.no_contacts)
+                               shifts=result.shifts, n_objects=n_objects, contacts=args.contacts)
         for z in range(volume.shape[0]):
             target[z] = joined.lut[np.asarray(target[z])]
         n_objects = joined.n_objects

@@ -10,8 +10,8 @@ detector + SAM), with and without ``segment.fill``, on the developer halves of t
 
 Both ensembles are trained: the overlaps between sections and the contacts within one
 (:mod:`.join_contacts`). The held-out medulla crop ``[::4, :, 125:]`` (the demo) is scored at the
-end (tracker alone, joins from overlaps only, joins with contacts) and the figures go into the
-model card. Nothing is tuned on it: the stop threshold is the
+end, with and without ``segment.fill`` (the pipeline's default is with), for the tracker alone, the
+joins (the default: overlaps only) and the joins with contacts; the figures go into the model card. Nothing is tuned on it: the stop threshold is the
 classifier's decision threshold 0.5.
 """
 
@@ -45,7 +45,7 @@ def _masks(raw: np.ndarray, voxel_size: tuple) -> tuple[np.ndarray, np.ndarray]:
     from .config import SegmentSettings
     from .pipeline import _segment_block
 
-    labels, _ = _segment_block(raw, None, SegmentSettings(device="cpu"), 0, voxel_size)
+    labels, _ = _segment_block(raw, None, SegmentSettings(device="cpu", fill=False), 0, voxel_size)
     return labels, np.stack([fill_unlabelled(labels[z], raw[z]) for z in range(len(raw))])
 
 
@@ -57,7 +57,7 @@ def _score(raw: np.ndarray, gt: np.ndarray, labels: np.ndarray, vs: tuple, model
     tracked = track(labels, vs)
     lab3d = np.asarray(tracked.labels)
     segs = {"tracker": lab3d}
-    for name, contacts in (("tracker+joins(overlaps only)", False), ("tracker+joins", True)):
+    for name, contacts in (("tracker+joins", False), ("tracker+joins+contacts", True)):
         joined = learned_joins(labels, raw, lab3d, vs, model, shifts=tracked.shifts, n_objects=tracked.n_objects,
                                contacts=contacts)
         segs[name] = joined.lut[lab3d]

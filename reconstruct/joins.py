@@ -255,7 +255,7 @@ def learned_joins(
     stop: float = 0.5,
     max_gap: int = 2,
     n_objects: int | None = None,
-    contacts: bool = True,
+    contacts: bool = False,
 ) -> JoinResult:
     """Decide which of the tracker's 3D objects to join (streams the stack once).
 
@@ -279,7 +279,8 @@ def learned_joins(
         Largest id in ``labels3d`` (read from it when omitted).
     contacts : bool
         Also score the contacts within each section (when the model has a contact ensemble):
-        objects lying side by side along a membrane repel each other in the agglomeration.
+        objects lying side by side along a membrane repel each other in the agglomeration. Off by
+        default, as in the pipeline (``joins.contacts``): see the README for what it did.
 
     Returns
     -------

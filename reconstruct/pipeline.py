@@ -491,7 +491,7 @@ def _join_model(jcfg: Any) -> Any:
 def _join_card(jcfg: Any) -> dict | None:
     model = _join_model(jcfg)
     return None if model is None else {"path": jcfg.model, "stop": jcfg.stop, "max_gap": jcfg.max_gap,
-                                       "card": model.card}
+                                       "contacts": jcfg.contacts, "card": model.card}
 
 
 def _finish_outputs(store: RunStore, vol: Any, cfg: PipelineConfig, parts: dict, gt: Any, timings: dict) -> tuple:

@@ -79,15 +79,15 @@ def test_contacts_stop_a_leaky_mask_from_merging_two_neurites():
     apart = JoinModel(np.zeros(len(CONTACT_FEATURE_NAMES)), np.ones(len(CONTACT_FEATURE_NAMES)),
                       _constant(len(CONTACT_FEATURE_NAMES), -50.0), {"reach_nm": 30.0})
     model = JoinModel(pairs.mean, pairs.std, pairs.members, {}, apart)
-    res = learned_joins(labels2d, image, labels3d, VS, model, contacts=False)
-    assert res.lut.tolist() == [0, 1, 1, 1, 1, 1] and res.n_contacts == 0  # the bridge merges everything
     res = learned_joins(labels2d, image, labels3d, VS, model)
+    assert res.lut.tolist() == [0, 1, 1, 1, 1, 1] and res.n_contacts == 0  # the bridge merges everything
+    res = learned_joins(labels2d, image, labels3d, VS, model, contacts=True)
     # interfaces (nm²): each overlap 24 px x 100 = 2400; L-R and L2-R2 touch along 6 px x 10 nm x
     # 40 nm in 3 sections = 7200 each. The bridge joins L and L2 (ties go to smaller ids); R joins
     # R2 over their gap-2 overlap; the two sides then average (4 x 2400) / (4 x 2400 + 2 x 7200) = 0.4.
     assert res.lut.tolist() == [0, 1, 2, 1, 1, 2]
     assert (res.n_pairs, res.n_contacts) == (10, 6)  # 2 per side of the bridge, L-L2 and R-R2 at gap 2
-    assert learned_joins(labels2d, image, labels3d, VS, pairs).lut.tolist() == [0, 1, 1, 1, 1, 1]
+    assert learned_joins(labels2d, image, labels3d, VS, pairs, contacts=True).lut.tolist() == [0, 1, 1, 1, 1, 1]
 
 
 def test_model_with_contacts_round_trip_and_training(tmp_path):

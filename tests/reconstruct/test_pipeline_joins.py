@@ -60,6 +60,7 @@ def test_joins_rejoin_tubes_split_at_a_blank_section(tmp_path, iou_model):
     assert "joins" in run["timings_s"]
     card = run["models"]["joins"]
     assert card["stop"] == 0.5 and card["max_gap"] == 2 and card["card"] == {"name": "iou>0.5"}
+    assert card["contacts"] is False
     # only gap-2 pairs (9-11) cross the blank: with max_gap 1 nothing is joined
     one = reconstruct_volume(img, tmp_path / "gap1", config(iou_model, max_gap=1), VOXEL, progress=False)
     np.testing.assert_array_equal(one.labels3d[:], plain.labels3d[:])
@@ -97,7 +98,7 @@ def test_bad_join_settings_fail_before_any_work(tmp_path):
         config("none", threshold=0.5)
     with pytest.raises(ConfigError, match="joins.contacts"):
         config("none", contacts="yes")
-    assert config("none", contacts=False).joins.contacts is False
+    assert config("none").joins.contacts is False and config("none", contacts=True).joins.contacts is True
 
 
 def test_auto_uses_the_shipped_model_only_on_detector_masks(tmp_path):
