@@ -7,12 +7,13 @@ onto the 3D objects, and the objects are merged by average-linkage agglomeration
 rule of GASP, Bailoni et al. 2022): repeatedly merge the two clusters whose interface-weighted mean
 join probability is highest, while it is at least ``stop``.
 
-When the model has a contact ensemble (:attr:`JoinModel.contacts`), the 2D objects that touch
-*within* a section (:mod:`.join_contacts`) add edges too, mostly repulsive: two neurites lying side
-by side along a membrane. Every edge is weighted by the interface it stands for, in nm² (the overlap
-area between sections; contact length x section thickness within one), so the two kinds of
-evidence are averaged on one scale and a single leaky mask bridging two neurites is outvoted by
-the membrane they share over many sections. The default ``stop = 0.5`` is the
+When asked to (``contacts=True``; off by default, see the README for why) and the model has a
+contact ensemble (:attr:`JoinModel.contacts`), the 2D objects that touch *within* a section
+(:mod:`.join_contacts`) add edges too, mostly repulsive: two neurites lying side by side along a
+membrane. Every edge is weighted by the interface it stands for, in nm² (the overlap area between
+sections; contact length x section thickness within one), so the two kinds of evidence are
+averaged on one scale and a single leaky mask bridging two neurites can be outvoted by the
+membrane they share over many sections. The default ``stop = 0.5`` is the
 classifier's own decision threshold (join when it is more likely one neuron than two), not a
 value tuned on evaluation data.
 
