@@ -39,6 +39,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--image", default=None, metavar="IMAGE", help="the EM image (for --joins)")
     p.add_argument("--contacts", action="store_true",
                    help="with --joins: also score contacts within each section (models trained with them)")
+    p.add_argument("--linkage", choices=("average", "additive"), default="average",
+                   help="with --joins: average linkage of join probabilities (default) or greedy additive "
+                        "contraction of their log-odds (GAEC)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.set_defaults(func=run_track)
 
@@ -100,7 +103,8 @@ def run_track(args: argparse.Namespace) -> int:
         from dendrosam.reconstruct.joins import learned_joins
 
         joined = learned_joins(_Sections(volume), _Sections(image), target, volume.voxel_size, join_model,
-                               shifts=result.shifts, n_objects=n_objects, contacts=args.contacts)
+                               shifts=result.shifts, n_objects=n_objects, contacts=args.contacts,
+                               linkage=args.linkage)
         for z in range(volume.shape[0]):
             target[z] = joined.lut[np.asarray(target[z])]
         n_objects = joined.n_objects

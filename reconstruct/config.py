@@ -27,6 +27,7 @@ Example ``config.toml``::
     model = "auto"          # learned joins after tracking: "auto", "default", "none" or a .npz path
     stop = 0.5
     contacts = false        # also weigh the contacts within each section (see the README)
+    linkage = "average"     # or "additive": greedy additive contraction of the log-odds (GAEC)
 """
 
 from __future__ import annotations
@@ -156,16 +157,23 @@ class JoinSettings:
         ensemble, as the shipped one does): neurites side by side along a membrane repel. Off by
         default: with the shipped model it helped on some validation folds and hurt on others, and
         on the held-out crop it helped without ``segment.fill`` and hurt with it (README).
+    linkage : {"average", "additive"}
+        How the scored pairs decide: average linkage of the join probabilities (the default), or
+        greedy additive edge contraction of their interface-weighted log-odds (GAEC, the multicut
+        heuristic: confident "two neurons" evidence weighs more). See the README for what each scored.
     """
 
     model: str = "auto"
     stop: float = 0.5
     max_gap: int = 2
     contacts: bool = False
+    linkage: str = "average"
 
     def __post_init__(self) -> None:
         if not 0.0 < self.stop <= 1.0:
             raise ConfigError(f"joins.stop must be in (0, 1], got {self.stop}")
+        if self.linkage not in ("average", "additive"):
+            raise ConfigError(f"joins.linkage must be 'average' or 'additive', got {self.linkage!r}")
         if self.max_gap < 1:
             raise ConfigError(f"joins.max_gap must be >= 1, got {self.max_gap}")
         if not self.model:

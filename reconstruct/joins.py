@@ -44,8 +44,8 @@ from dendrosam.errors import CheckpointError, ConfigError
 from .join_contacts import CONTACT_FEATURE_NAMES, DEFAULT_REACH_NM, ContactTable, contact_tables
 from .join_features import FEATURE_NAMES, iter_pair_tables
 
-__all__ = ["JoinModel", "JoinResult", "average_agglomeration", "learned_joins", "default_join_model",
-           "load_join_model", "DEFAULT_JOIN_MODEL"]
+__all__ = ["JoinModel", "JoinResult", "average_agglomeration", "additive_agglomeration", "learned_joins",
+           "default_join_model", "load_join_model", "DEFAULT_JOIN_MODEL", "AGGLOMERATIONS"]
 
 DEFAULT_JOIN_MODEL = Path(__file__).with_name("models") / "dendrosam_joins_default.npz"
 
@@ -169,24 +169,63 @@ def average_agglomeration(n: int, edges: np.ndarray, p: np.ndarray, w: np.ndarra
     numpy.ndarray
         (n,) the smallest node of each node's cluster. Deterministic (ties: smaller ids first).
     """
+    w = np.asarray(w, np.float64)
+    return _agglomerate(n, edges, w * np.asarray(p, np.float64), w, stop, mean=True)
+
+
+def additive_agglomeration(n: int, edges: np.ndarray, p: np.ndarray, w: np.ndarray,
+                           stop: float = 0.5) -> np.ndarray:
+    """Greedy additive edge contraction (GAEC, the multicut heuristic) on weighted log-odds.
+
+    Each edge costs ``w * (logit(p) - logit(stop))``; parallel edges add up, and the two
+    clusters with the largest summed cost are merged while it is positive. Unlike the average
+    linkage, a confident "two objects" edge (``p`` near 0) outweighs many mildly positive ones.
+    Same parameters and result as :func:`average_agglomeration`.
+
+    Examples
+    --------
+    >>> edges = np.array([[1, 2], [2, 3], [1, 3]]); p = np.array([0.9, 0.6, 0.01]); w = np.array([1, 10, 1])
+    >>> average_agglomeration(4, edges, p, w).tolist()    # {1,2}, then {1,2}-3: (6 + 0.01) / 11 >= 0.5
+    [0, 1, 1, 1]
+    >>> additive_agglomeration(4, edges, p, w).tolist()   # {2,3} (10 logit 0.6), then 1: logit 0.9 + logit 0.01 < 0
+    [0, 1, 2, 2]
+    """
+    w = np.asarray(w, np.float64)
+    return _agglomerate(n, edges, w * (_logit(p) - _logit(stop)), w, 0.0, mean=False)
+
+
+def _logit(p: Any) -> Any:
+    q = np.clip(np.asarray(p, np.float64), 1e-6, 1.0 - 1e-6)  # probabilities of exactly 0 or 1 stay finite
+    return np.log(q) - np.log1p(-q)
+
+
+AGGLOMERATIONS = {"average": average_agglomeration, "additive": additive_agglomeration}
+
+
+def _agglomerate(n: int, edges: np.ndarray, num: np.ndarray, den: np.ndarray, stop: float, mean: bool) -> np.ndarray:
+    """Merge the cluster pair of largest ``num / den`` (``mean``) or ``num`` while ``>= stop`` (``> 0``)."""
     parent = np.arange(n)
     adj: list[dict[int, list[float]]] = [{} for _ in range(n)]
-    for (a, b), pp, ww in zip(np.asarray(edges).tolist(), np.asarray(p).tolist(), np.asarray(w).tolist()):
+    for (a, b), x, y in zip(np.asarray(edges).tolist(), np.asarray(num).tolist(), np.asarray(den).tolist()):
         if a == b:
             continue
         s = adj[a].get(b)
         if s is None:
             s = adj[a][b] = adj[b][a] = [0.0, 0.0]
-        s[0] += ww * pp
-        s[1] += ww
-    heap = [(-s[0] / s[1], a, b) for a in range(n) for b, s in adj[a].items() if a < b and s[1] > 0]
+        s[0] += x
+        s[1] += y
+
+    def score(s: list[float]) -> float:
+        return s[0] / s[1] if mean else s[0]
+
+    heap = [(-score(s), a, b) for a in range(n) for b, s in adj[a].items() if a < b and s[1] > 0]
     heapq.heapify(heap)
     while heap:
         neg, a, b = heapq.heappop(heap)
-        if -neg < stop:
+        if (-neg < stop) if mean else (-neg <= 0.0):
             break
         s = adj[a].get(b)
-        if s is None or s[0] / s[1] != -neg:
+        if s is None or score(s) != -neg:
             continue  # stale entry: a or b was merged since
         keep, gone = (a, b) if a < b else (b, a)
         parent[gone] = keep
@@ -199,7 +238,7 @@ def average_agglomeration(n: int, edges: np.ndarray, p: np.ndarray, w: np.ndarra
             else:
                 u[0] += t[0]
                 u[1] += t[1]
-            heapq.heappush(heap, (-u[0] / u[1], min(keep, c), max(keep, c)))
+            heapq.heappush(heap, (-score(u), min(keep, c), max(keep, c)))
         adj[gone] = {}
     root = parent.copy()
     while True:  # parents point to smaller ids, so this converges
@@ -212,15 +251,14 @@ def average_agglomeration(n: int, edges: np.ndarray, p: np.ndarray, w: np.ndarra
 _POOL_EVERY = 1_000_000  # scored pairs held before they are pooled per object pair
 
 
-def _pool(pooled: tuple, ends: list, wp: list, w: list) -> tuple:
-    """Sum the weighted probabilities and weights of repeated object pairs (what the agglomeration does)."""
+def _pool(pooled: tuple, ends: list, *values: list) -> tuple:
+    """Sum the values (weighted probabilities, weights, ...) of repeated object pairs, as the agglomeration would."""
     e = np.concatenate([pooled[0], *ends]) if ends else pooled[0]
     if not len(e):
         return pooled
     uniq, inv = np.unique(e, axis=0, return_inverse=True)
     inv = inv.ravel()
-    return (uniq, np.bincount(inv, np.concatenate([pooled[1], *wp]), len(uniq)),
-            np.bincount(inv, np.concatenate([pooled[2], *w]), len(uniq)))
+    return (uniq, *(np.bincount(inv, np.concatenate([old, *new]), len(uniq)) for old, new in zip(pooled[1:], values)))
 
 
 @dataclass(frozen=True)
@@ -257,6 +295,7 @@ def learned_joins(
     max_gap: int = 2,
     n_objects: int | None = None,
     contacts: bool = False,
+    linkage: str = "average",
 ) -> JoinResult:
     """Decide which of the tracker's 3D objects to join (streams the stack once).
 
@@ -282,6 +321,9 @@ def learned_joins(
         Also score the contacts within each section (when the model has a contact ensemble):
         objects lying side by side along a membrane repel each other in the agglomeration. Off by
         default, as in the pipeline (``joins.contacts``): see the README for what it did.
+    linkage : {"average", "additive"}
+        :func:`average_agglomeration` (the default) or :func:`additive_agglomeration` (GAEC on the
+        interface-weighted log-odds, ``stop`` as the zero point).
 
     Returns
     -------
@@ -290,6 +332,8 @@ def learned_joins(
     """
     if not 0.0 < stop <= 1.0:
         raise ConfigError(f"joins stop must be in (0, 1], got {stop}")
+    if linkage not in AGGLOMERATIONS:
+        raise ConfigError(f"joins linkage must be one of {', '.join(AGGLOMERATIONS)}, got {linkage!r}")
     n_pairs = n_contacts = 0
     model = model or default_join_model()
     scorer = model.contacts if contacts else None
@@ -297,8 +341,8 @@ def learned_joins(
                    if scorer is not None else None)
     pixel_area = float(voxel_size[1]) * float(voxel_size[2])
     line_area = 0.5 * (float(voxel_size[1]) + float(voxel_size[2])) * float(voxel_size[0])
-    pooled = (np.zeros((0, 2), np.int64), np.zeros(0), np.zeros(0))  # (ends, sum w*p, sum w) per object pair
-    ends, wp, w, pending = [], [], [], 0
+    pooled = (np.zeros((0, 2), np.int64), np.zeros(0), np.zeros(0), np.zeros(0))  # per object pair:
+    ends, wp, w, wl, pending = [], [], [], [], 0  # ends, sum w*p, sum w, sum w*logit(p)
     for table in iter_pair_tables(labels2d, image, voxel_size, ref=labels3d, shifts=shifts, max_gap=max_gap,
                                   per_section=per_section):
         keep = (table.ref_a > 0) & (table.ref_b > 0) & (table.ref_a != table.ref_b)
@@ -307,20 +351,25 @@ def learned_joins(
             ends.append(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1))
             if isinstance(table, ContactTable):  # interface area: contact length x section thickness
                 w.append(table.length[keep] * line_area)
-                wp.append(w[-1] * scorer.predict(table.features[keep]))
+                p = scorer.predict(table.features[keep])
                 n_contacts += int(keep.sum())
             else:  # interface area: overlap between sections
                 w.append(table.count[keep] * pixel_area)
-                wp.append(w[-1] * model.predict(table.features[keep]))
+                p = model.predict(table.features[keep])
                 n_pairs += int(keep.sum())
+            wp.append(w[-1] * p)
+            wl.append(w[-1] * _logit(p))
             pending += int(keep.sum())
         if pending > _POOL_EVERY:  # memory stays bounded by the number of distinct object pairs
-            pooled, ends, wp, w, pending = _pool(pooled, ends, wp, w), [], [], [], 0
-    pooled = _pool(pooled, ends, wp, w)
+            pooled, ends, wp, w, wl, pending = _pool(pooled, ends, wp, w, wl), [], [], [], [], 0
+    pooled = _pool(pooled, ends, wp, w, wl)
     if n_objects is None:
         n_objects = max((int(np.asarray(labels3d[z]).max(initial=0)) for z in range(labels3d.shape[0])), default=0)
-    e, swp, sw = pooled
-    root = average_agglomeration(n_objects + 1, e, swp / np.maximum(sw, 1e-300), sw, stop)
+    e, swp, sw, swl = pooled
+    if linkage == "average":
+        root = average_agglomeration(n_objects + 1, e, swp / np.maximum(sw, 1e-300), sw, stop)
+    else:  # the summed log-odds are pooled directly: the logit of a pooled mean is not their sum
+        root = _agglomerate(n_objects + 1, e, swl - sw * _logit(stop), sw, 0.0, mean=False)
     roots = np.unique(root[1:])  # cluster minima, in the input's id order
     lut = np.zeros(n_objects + 1, np.uint32)
     lut[1:] = np.searchsorted(roots, root[1:]) + 1

@@ -417,7 +417,7 @@ def _join_objects(labels2d: Any, image: Any, labels3d: Any, vs: tuple, jcfg: Any
     shifts = track_rec.get("shifts")  # absent in records of older versions: no shift compensation
     res = learned_joins(labels2d, image, labels3d, vs, model, shifts=None if shifts is None else np.asarray(shifts),
                         stop=jcfg.stop, max_gap=jcfg.max_gap, n_objects=int(track_rec["n_objects"]),
-                        contacts=jcfg.contacts)
+                        contacts=jcfg.contacts, linkage=jcfg.linkage)
     log.info("joins: %d scored pairs and %d contacts, %d -> %d objects", res.n_pairs, res.n_contacts,
              track_rec["n_objects"], res.n_objects)
     for z0 in range(0, labels3d.shape[0], block):
@@ -491,7 +491,7 @@ def _join_model(jcfg: Any) -> Any:
 def _join_card(jcfg: Any) -> dict | None:
     model = _join_model(jcfg)
     return None if model is None else {"path": jcfg.model, "stop": jcfg.stop, "max_gap": jcfg.max_gap,
-                                       "contacts": jcfg.contacts, "card": model.card}
+                                       "contacts": jcfg.contacts, "linkage": jcfg.linkage, "card": model.card}
 
 
 def _finish_outputs(store: RunStore, vol: Any, cfg: PipelineConfig, parts: dict, gt: Any, timings: dict) -> tuple:

@@ -8,7 +8,7 @@ import pytest
 from dendrosam.errors import CheckpointError, ConfigError, InputError, LabelError
 from dendrosam.reconstruct.join_features import FEATURE_NAMES, iter_pair_tables
 from dendrosam.reconstruct.join_training import JoinExamples, join_examples, train_join_model
-from dendrosam.reconstruct.joins import JoinModel, average_agglomeration, learned_joins
+from dendrosam.reconstruct.joins import JoinModel, additive_agglomeration, average_agglomeration, learned_joins
 from dendrosam.reconstruct.overlap import shift_image
 
 VS = (40.0, 10.0, 10.0)
@@ -93,6 +93,28 @@ def test_average_agglomeration_pools_edges_and_stops():
     assert average_agglomeration(3, np.zeros((0, 2), int), np.zeros(0), np.zeros(0)).tolist() == [0, 1, 2]
 
 
+def test_additive_agglomeration_sums_log_odds_so_confident_repulsion_wins():
+    logit = lambda q: np.log(q / (1 - q))  # noqa: E731
+    # 1-2 pooled: 1 * logit 0.9 + 3 * logit 0.3 = 2.197 - 2.542 < 0, while the average (0.45) is too
+    edges = np.array([[1, 2], [2, 1], [3, 4], [4, 5], [3, 5]])
+    p = np.array([0.9, 0.3, 0.8, 0.7, 0.1])
+    w = np.array([1.0, 3.0, 1.0, 1.0, 1.0])
+    assert 1 * logit(0.9) + 3 * logit(0.3) < 0
+    # {3,4} (logit 0.8 = 1.386) first; then {3,4}-5: logit 0.7 + logit 0.1 = 0.847 - 2.197 < 0
+    assert additive_agglomeration(6, edges, p, w).tolist() == [0, 1, 2, 3, 3, 5]
+    # where many mild "join" edges meet one confident "apart" edge the two rules differ
+    edges = np.array([[1, 2], [2, 3], [1, 3]])
+    p, w = np.array([0.9, 0.6, 0.01]), np.array([1.0, 10.0, 1.0])
+    assert average_agglomeration(4, edges, p, w).tolist() == [0, 1, 1, 1]  # {1,2}-3 = 6.01 / 11 >= 0.5
+    assert additive_agglomeration(4, edges, p, w).tolist() == [0, 1, 2, 2]  # 1-{2,3}: 2.197 - 4.595 < 0
+    # stop moves the zero point: at stop 0.55 the 0.6 edges (logit 0.405 - 0.201 > 0) still join, at 0.65 not
+    assert additive_agglomeration(4, edges[1:2], p[1:2], w[1:2], stop=0.55).tolist() == [0, 1, 2, 2]
+    assert additive_agglomeration(4, edges[1:2], p[1:2], w[1:2], stop=0.65).tolist() == [0, 1, 2, 3]
+    # probabilities of exactly 0 and 1 are clipped, not infinite
+    assert additive_agglomeration(3, np.array([[0, 1], [1, 2]]), np.array([1.0, 0.0]),
+                                  np.ones(2)).tolist() == [0, 0, 2]
+
+
 def _iou_model(threshold: float) -> JoinModel:
     """A one-member 'MLP' whose logit is 50 * (iou - threshold): joins pairs with IoU > threshold."""
     n = len(FEATURE_NAMES)
@@ -144,6 +166,11 @@ def test_learned_joins_merges_what_the_model_says_and_renumbers():
     assert learned_joins(labels2d, img, labels3d, VS, model=_iou_model(1.5)).lut.tolist() == [0, 1, 2, 3]
     with pytest.raises(ConfigError, match="stop"):
         learned_joins(labels2d, img, labels3d, VS, model=_iou_model(0.9), stop=0.0)
+    # additive: z1-z2 and z0-z2 (36 px, p ~ 1) outweigh z1-z3 (18 px, p ~ 0, clipped to 1e-6)
+    res = learned_joins(labels2d, img, labels3d, VS, model=_iou_model(0.9), linkage="additive")
+    assert res.lut.tolist() == [0, 1, 2, 1]
+    with pytest.raises(ConfigError, match="linkage"):
+        learned_joins(labels2d, img, labels3d, VS, model=_iou_model(0.9), linkage="single")
 
 
 def test_training_learns_a_separable_rule_and_is_deterministic():

@@ -51,6 +51,11 @@ def test_train_joins_then_track_with_them(tmp_path, files, capsys):
     np.testing.assert_array_equal(labels, canonical(gt))
     doc = json.loads((joined / "track_graph.json").read_text())
     assert doc["n_objects"] == 2 and sorted({n["label3d"] for n in doc["graph"]["nodes"]}) == [1, 2]
+    additive = tmp_path / "additive.zarr"
+    assert main(["track", str(paths["labels2d"]), "--out", str(additive), "--gap", "0", *vs,
+                 "--joins", str(model_path), "--image", str(paths["image"]), "--linkage", "additive"]) == 0
+    assert "2 3D objects" in capsys.readouterr().out
+    np.testing.assert_array_equal(zarr.open_array(str(additive / "labels" / "tracks" / "0"), mode="r")[:], labels)
 
 
 def test_join_cli_errors_are_one_line(tmp_path, files, capsys):

@@ -60,7 +60,7 @@ def test_joins_rejoin_tubes_split_at_a_blank_section(tmp_path, iou_model):
     assert "joins" in run["timings_s"]
     card = run["models"]["joins"]
     assert card["stop"] == 0.5 and card["max_gap"] == 2 and card["card"] == {"name": "iou>0.5"}
-    assert card["contacts"] is False
+    assert card["contacts"] is False and card["linkage"] == "average"
     # only gap-2 pairs (9-11) cross the blank: with max_gap 1 nothing is joined
     one = reconstruct_volume(img, tmp_path / "gap1", config(iou_model, max_gap=1), VOXEL, progress=False)
     np.testing.assert_array_equal(one.labels3d[:], plain.labels3d[:])
@@ -99,6 +99,9 @@ def test_bad_join_settings_fail_before_any_work(tmp_path):
     with pytest.raises(ConfigError, match="joins.contacts"):
         config("none", contacts="yes")
     assert config("none").joins.contacts is False and config("none", contacts=True).joins.contacts is True
+    with pytest.raises(ConfigError, match="joins.linkage must be 'average' or 'additive'"):
+        config("none", linkage="single")
+    assert config("none", linkage="additive").joins.linkage == "additive"
 
 
 def test_auto_uses_the_shipped_model_only_on_detector_masks(tmp_path):
