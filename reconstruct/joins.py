@@ -180,7 +180,7 @@ def additive_agglomeration(n: int, edges: np.ndarray, p: np.ndarray, w: np.ndarr
     Each edge costs ``w * (logit(p) - logit(stop))``; parallel edges add up, and the two
     clusters with the largest summed cost are merged while it is positive. Unlike the average
     linkage, a confident "two objects" edge (``p`` near 0) outweighs many mildly positive ones.
-    Same parameters and result as :func:`average_agglomeration`.
+    Same parameters and form of result as :func:`average_agglomeration`.
 
     Examples
     --------
