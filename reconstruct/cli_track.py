@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from dendrosam.reconstruct.cli_io import add_voxel_size_argument, voxel_size_from_args
+from dendrosam.reconstruct.config import LINKAGES
 
 __all__ = ["register", "run_track"]
 
@@ -39,7 +40,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--image", default=None, metavar="IMAGE", help="the EM image (for --joins)")
     p.add_argument("--contacts", action="store_true",
                    help="with --joins: also score contacts within each section (models trained with them)")
-    p.add_argument("--linkage", choices=("average", "additive"), default="average",
+    p.add_argument("--linkage", choices=LINKAGES, default="average",
                    help="with --joins: average linkage of join probabilities (default) or greedy additive "
                         "contraction of their log-odds (GAEC)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")

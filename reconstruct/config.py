@@ -46,7 +46,11 @@ from typing import Any
 
 from dendrosam.errors import ConfigError
 
+#: How the learned joins decide (:func:`dendrosam.reconstruct.joins.learned_joins`).
+LINKAGES = ("average", "additive")
+
 __all__ = [
+    "LINKAGES",
     "SegmentSettings",
     "EngineSettings",
     "JoinSettings",
@@ -172,8 +176,8 @@ class JoinSettings:
     def __post_init__(self) -> None:
         if not 0.0 < self.stop <= 1.0:
             raise ConfigError(f"joins.stop must be in (0, 1], got {self.stop}")
-        if self.linkage not in ("average", "additive"):
-            raise ConfigError(f"joins.linkage must be 'average' or 'additive', got {self.linkage!r}")
+        if self.linkage not in LINKAGES:
+            raise ConfigError(f"joins.linkage must be {' or '.join(map(repr, LINKAGES))}, got {self.linkage!r}")
         if self.max_gap < 1:
             raise ConfigError(f"joins.max_gap must be >= 1, got {self.max_gap}")
         if not self.model:

@@ -41,11 +41,12 @@ import numpy as np
 
 from dendrosam.errors import CheckpointError, ConfigError
 
+from .config import LINKAGES
 from .join_contacts import CONTACT_FEATURE_NAMES, DEFAULT_REACH_NM, ContactTable, contact_tables
 from .join_features import FEATURE_NAMES, iter_pair_tables
 
 __all__ = ["JoinModel", "JoinResult", "average_agglomeration", "additive_agglomeration", "learned_joins",
-           "default_join_model", "load_join_model", "DEFAULT_JOIN_MODEL", "AGGLOMERATIONS"]
+           "default_join_model", "load_join_model", "DEFAULT_JOIN_MODEL"]
 
 DEFAULT_JOIN_MODEL = Path(__file__).with_name("models") / "dendrosam_joins_default.npz"
 
@@ -199,9 +200,6 @@ def _logit(p: Any) -> Any:
     return np.log(q) - np.log1p(-q)
 
 
-AGGLOMERATIONS = {"average": average_agglomeration, "additive": additive_agglomeration}
-
-
 def _agglomerate(n: int, edges: np.ndarray, num: np.ndarray, den: np.ndarray, stop: float, mean: bool) -> np.ndarray:
     """Merge the cluster pair of largest ``num / den`` (``mean``) or ``num`` while ``>= stop`` (``> 0``)."""
     parent = np.arange(n)
@@ -251,14 +249,15 @@ def _agglomerate(n: int, edges: np.ndarray, num: np.ndarray, den: np.ndarray, st
 _POOL_EVERY = 1_000_000  # scored pairs held before they are pooled per object pair
 
 
-def _pool(pooled: tuple, ends: list, *values: list) -> tuple:
-    """Sum the values (weighted probabilities, weights, ...) of repeated object pairs, as the agglomeration would."""
+def _pool(pooled: tuple, ends: list, wp: list, w: list) -> tuple:
+    """Sum the weighted scores and weights of repeated object pairs (what the agglomeration does)."""
     e = np.concatenate([pooled[0], *ends]) if ends else pooled[0]
     if not len(e):
         return pooled
     uniq, inv = np.unique(e, axis=0, return_inverse=True)
     inv = inv.ravel()
-    return (uniq, *(np.bincount(inv, np.concatenate([old, *new]), len(uniq)) for old, new in zip(pooled[1:], values)))
+    return (uniq, np.bincount(inv, np.concatenate([pooled[1], *wp]), len(uniq)),
+            np.bincount(inv, np.concatenate([pooled[2], *w]), len(uniq)))
 
 
 @dataclass(frozen=True)
@@ -332,8 +331,9 @@ def learned_joins(
     """
     if not 0.0 < stop <= 1.0:
         raise ConfigError(f"joins stop must be in (0, 1], got {stop}")
-    if linkage not in AGGLOMERATIONS:
-        raise ConfigError(f"joins linkage must be one of {', '.join(AGGLOMERATIONS)}, got {linkage!r}")
+    if linkage not in LINKAGES:
+        raise ConfigError(f"joins linkage must be one of {', '.join(LINKAGES)}, got {linkage!r}")
+    score = _logit if linkage == "additive" else (lambda p: p)  # what each pair adds, times its interface
     n_pairs = n_contacts = 0
     model = model or default_join_model()
     scorer = model.contacts if contacts else None
@@ -341,8 +341,8 @@ def learned_joins(
                    if scorer is not None else None)
     pixel_area = float(voxel_size[1]) * float(voxel_size[2])
     line_area = 0.5 * (float(voxel_size[1]) + float(voxel_size[2])) * float(voxel_size[0])
-    pooled = (np.zeros((0, 2), np.int64), np.zeros(0), np.zeros(0), np.zeros(0))  # per object pair:
-    ends, wp, w, wl, pending = [], [], [], [], 0  # ends, sum w*p, sum w, sum w*logit(p)
+    pooled = (np.zeros((0, 2), np.int64), np.zeros(0), np.zeros(0))  # (ends, sum w*score, sum w) per object pair
+    ends, wp, w, pending = [], [], [], 0
     for table in iter_pair_tables(labels2d, image, voxel_size, ref=labels3d, shifts=shifts, max_gap=max_gap,
                                   per_section=per_section):
         keep = (table.ref_a > 0) & (table.ref_b > 0) & (table.ref_a != table.ref_b)
@@ -357,19 +357,18 @@ def learned_joins(
                 w.append(table.count[keep] * pixel_area)
                 p = model.predict(table.features[keep])
                 n_pairs += int(keep.sum())
-            wp.append(w[-1] * p)
-            wl.append(w[-1] * _logit(p))
+            wp.append(w[-1] * score(p))
             pending += int(keep.sum())
         if pending > _POOL_EVERY:  # memory stays bounded by the number of distinct object pairs
-            pooled, ends, wp, w, wl, pending = _pool(pooled, ends, wp, w, wl), [], [], [], [], 0
-    pooled = _pool(pooled, ends, wp, w, wl)
+            pooled, ends, wp, w, pending = _pool(pooled, ends, wp, w), [], [], [], 0
+    pooled = _pool(pooled, ends, wp, w)
     if n_objects is None:
         n_objects = max((int(np.asarray(labels3d[z]).max(initial=0)) for z in range(labels3d.shape[0])), default=0)
-    e, swp, sw, swl = pooled
+    e, swp, sw = pooled
     if linkage == "average":
         root = average_agglomeration(n_objects + 1, e, swp / np.maximum(sw, 1e-300), sw, stop)
     else:  # the summed log-odds are pooled directly: the logit of a pooled mean is not their sum
-        root = _agglomerate(n_objects + 1, e, swl - sw * _logit(stop), sw, 0.0, mean=False)
+        root = _agglomerate(n_objects + 1, e, swp - sw * _logit(stop), sw, 0.0, mean=False)
     roots = np.unique(root[1:])  # cluster minima, in the input's id order
     lut = np.zeros(n_objects + 1, np.uint32)
     lut[1:] = np.searchsorted(roots, root[1:]) + 1
