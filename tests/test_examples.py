@@ -32,3 +32,20 @@ def test_example_runs_tiny(script, expect, tmp_path):
     runs = sorted((tmp_path / "run").rglob("run.json"))
     if script != "publish_and_view.py":
         assert runs and all(r.read_text().count('"complete"') == 1 for r in runs)
+
+
+def test_tracker_quality_gt_continuity_counts_inner_endings():
+    """Ids ending inside the field and ids beginning are counted per section pair; border ids are not."""
+    import importlib.util
+
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("tracker_quality", EXAMPLES / "tracker_quality.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    gt = np.zeros((4, 10, 10), np.uint16)
+    gt[:, 4:6, 4:6] = 1  # runs through
+    gt[:2, 1:3, 1:3] = 2  # ends at z 1, inside the field
+    gt[2:, 1:3, 1:3] = 3  # begins at z 2 where 2 ended
+    gt[:2, 7:, 7:] = 4  # ends at z 1 too, but touches the border
+    assert module.gt_continuity(gt) == [(1, 1, 1), (2, 0, 0)]
