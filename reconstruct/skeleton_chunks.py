@@ -378,12 +378,19 @@ def _block_grid(shape: Sequence[int], block: Sequence[int]) -> list[tuple[np.nda
     return [(lo, np.minimum(lo + np.asarray(block), shape)) for lo in grid]
 
 
-def _fits_one_block(lo, hi, block, halo_vox, shape) -> bool:
-    """Whether the box ``[lo, hi)`` lies in the halo region of the block holding its corner ``lo``."""
-    lo, hi, block = np.asarray(lo), np.asarray(hi), np.asarray(block)
-    core_lo = lo // block * block
-    core_hi = np.minimum(core_lo + block, shape)
-    return bool(np.all(hi <= np.minimum(core_hi + halo_vox, shape)))
+def _fits_a_block(lo, hi, block, halo_vox, shape) -> bool:
+    """Whether the box ``[lo, hi)`` lies inside the padded region (core + halo) of some block.
+
+    Such an object lies entirely in data that block reads anyway, so tracing it whole costs no
+    more memory than the block. Only the blocks whose cores the box touches can hold it.
+    """
+    lo, hi, block, halo, shape = (np.asarray(v) for v in (lo, hi, block, halo_vox, shape))
+    first, last = lo // block, (np.maximum(hi, 1) - 1) // block  # core indices the box touches
+    for index in np.ndindex(*(last - first + 1)):
+        core_lo = (first + np.asarray(index)) * block
+        if np.all(lo >= np.maximum(core_lo - halo, 0)) and np.all(hi <= np.minimum(core_lo + block + halo, shape)):
+            return True
+    return False
 
 
 def skeletonize_blocks(
@@ -398,10 +405,11 @@ def skeletonize_blocks(
 ) -> dict[int, nx.Graph]:
     """Skeletonize block by block with a halo, keep each block's core, fuse per object.
 
-    An object whose padded bounding box fits inside the halo region of the block that holds its
-    box's first corner is skeletonized whole there (:func:`skeletonize_objects` on its crop:
-    exactly the whole-volume skeleton, and no more memory than the block); only objects larger
-    than a block plus its halo are traced piecewise and fused.
+    An object whose padded bounding box lies inside the padded region (core + halo) of some
+    block, i.e. in data that block reads anyway, is skeletonized whole
+    (:func:`skeletonize_objects` on its crop: exactly the whole-volume skeleton, and no more
+    memory than the block); only objects that no block's padded region holds are traced
+    piecewise and fused.
 
     Parameters
     ----------
@@ -415,8 +423,8 @@ def skeletonize_blocks(
         Margin around each core, nm (default :func:`default_halo_nm`); converted to voxels per
         axis with the anisotropy (ceil).
     whole_objects
-        Skeletonize objects that fit in one block's halo region whole (exact); False traces every
-        object piecewise.
+        Skeletonize objects that fit in one block's padded region whole (exact); False traces
+        every object piecewise.
 
     Returns
     -------
@@ -439,7 +447,7 @@ def skeletonize_blocks(
     graphs: dict[int, nx.Graph] = {}
     if whole_objects:
         boxes = object_boxes(labels, object_ids, pad=1)
-        fits = [k for k, (lo, hi, _) in boxes.items() if _fits_one_block(lo, hi, block, halo_vox, shape)]
+        fits = [k for k, (lo, hi, _) in boxes.items() if _fits_a_block(lo, hi, block, halo_vox, shape)]
         graphs = skeletonize_objects(labels, voxel_size, fits, config, boxes=boxes)
         for g in graphs.values():
             g.graph["source"] = "kimimaro-blocks"

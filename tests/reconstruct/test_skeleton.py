@@ -200,12 +200,13 @@ def test_blocks_take_objects_that_fit_a_halo_region_whole():
     labels = np.zeros((24, 60, 240), np.uint32)
     labels[4:12, 5:15, 5:235] = 1  # crosses every x face: longer than a block plus its halo
     labels[14:20, 30:40, 20:40] = 2  # inside the first block's halo region
-    labels[14:20, 30:40, 145:170] = 3  # straddles the x face at 160, within the halo
+    labels[14:20, 30:40, 145:170] = 3  # straddles the x face at 160, within the halo above it
+    labels[14:20, 45:55, 150:175] = 4  # straddles it too: only the halo *below* the next block holds it
     whole = skeletonize(labels, VS)
-    halo = 12 * VS[2]  # 12 voxels in x: object 1 cannot fit, 2 and 3 can
+    halo = 12 * VS[2]  # 12 voxels in x: object 1 cannot fit, 2, 3 and 4 can
     merged = skeletonize_blocks(labels, VS, (24, 60, 80), halo_nm=halo)
-    assert sorted(merged) == [1, 2, 3]
-    for k in (2, 3):
+    assert sorted(merged) == [1, 2, 3, 4]
+    for k in (2, 3, 4):
         assert sorted(merged[k].nodes(data=True)) == sorted(whole[k].nodes(data=True))
         assert sorted(map(sorted, merged[k].edges)) == sorted(map(sorted, whole[k].edges))
         assert merged[k].graph["source"] == "kimimaro-blocks"
