@@ -5,6 +5,11 @@ The protocol is the project's evaluation of 2D masks: one box prompt per GT obje
 (:func:`dendrosam.segment.predict_masks`), scored with
 :func:`dendrosam.reconstruct.prompted.prompted_mask_scores`. The *ellipse floor* answers each box
 with the ellipse inscribed in it: a model must beat it by a wide margin to be useful.
+
+What a "GT object" is in a section matters for dense neuron labels: a neuron whose arbour crosses
+the section in several places has one id but several separate profiles there, and its box spans
+them and the neurites in between. ``pieces=True`` takes each 4-connected profile as the object
+instead (:func:`section_pieces`), the unit a 2D segmenter can see.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ValSet", "val_prompts", "ellipse_masks", "ellipse_floor", "evaluate_prompted"]
+__all__ = ["ValSet", "val_prompts", "section_pieces", "ellipse_masks", "ellipse_floor", "evaluate_prompted"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,20 @@ def val_prompts(labels2d: np.ndarray, min_area: int = 20) -> tuple[np.ndarray, n
     return ids[keep], boxes[keep]
 
 
+def section_pieces(labels2d: np.ndarray) -> np.ndarray:
+    """A section's labels split into 4-connected pieces, numbered ``1..N`` (0 stays background).
+
+    Examples
+    --------
+    >>> lab = np.array([[1, 1, 0, 1], [2, 0, 0, 1]])
+    >>> section_pieces(lab).tolist()   # id 1 has two separate profiles here
+    [[1, 1, 0, 2], [3, 0, 0, 2]]
+    """
+    import cc3d
+
+    return cc3d.connected_components(np.ascontiguousarray(labels2d), connectivity=4, out_dtype=np.uint32)
+
+
 def ellipse_masks(boxes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """``(N, Y, X)`` masks of the ellipses inscribed in boxes (pixel centres inside)."""
     yy = np.arange(shape[0])[None, :, None] + 0.5
@@ -44,12 +63,14 @@ def ellipse_masks(boxes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1.0
 
 
-def ellipse_floor(val: ValSet, min_area: int = 20) -> float:
-    """Mean IoU of the inscribed-ellipse answer over every prompted object of ``val``."""
+def ellipse_floor(val: ValSet, min_area: int = 20, pieces: bool = False) -> float:
+    """Mean IoU of the inscribed-ellipse answer over every prompted object of ``val`` (``pieces``: as in
+    :func:`evaluate_prompted`)."""
     from dendrosam.reconstruct.prompted import prompted_mask_scores
 
     ious = []
     for lab in val.labels:
+        lab = section_pieces(lab) if pieces else np.asarray(lab)
         ids, boxes = val_prompts(lab, min_area)
         if len(ids):
             ious.append(prompted_mask_scores(lab, ellipse_masks(boxes, lab.shape), ids).iou)
@@ -57,7 +78,8 @@ def ellipse_floor(val: ValSet, min_area: int = 20) -> float:
 
 
 def evaluate_prompted(
-    sam, val: ValSet, min_area: int = 20, multimask: bool = True, max_sections: int | None = None
+    sam, val: ValSet, min_area: int = 20, multimask: bool = True, max_sections: int | None = None,
+    pieces: bool = False,
 ) -> dict[str, float]:
     """Mean / median IoU of box-prompted masks on held-out sections.
 
@@ -72,6 +94,9 @@ def evaluate_prompted(
         Passed to :func:`predict_masks`.
     max_sections : int or None
         Evaluate on this many evenly spaced sections only (quick checks during training).
+    pieces : bool
+        Prompt and score each 4-connected profile of a GT id as its own object
+        (:func:`section_pieces`) instead of one box per id and section.
 
     Returns
     -------
@@ -91,7 +116,7 @@ def evaluate_prompted(
     sam.model.eval()
     with torch.no_grad():
         for z in zs:
-            lab = np.asarray(val.labels[z])
+            lab = section_pieces(val.labels[z]) if pieces else np.asarray(val.labels[z])
             ids, boxes = val_prompts(lab, min_area)
             if not len(ids):
                 continue
