@@ -41,7 +41,7 @@ def _sam_config(args):
         train_data=_pairs(getattr(args, "data", None), "--data"), val_data=_pairs(args.val, "--val"),
         work_dir=args.work, arch=args.arch, init=args.init, train=args.train,
         lora_rank=args.lora_rank, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-        warmup=args.warmup, correction=not args.no_correction, val_every=args.val_every,
+        warmup=args.warmup, correction=not args.no_correction, pieces=args.pieces, val_every=args.val_every,
         patience=args.patience, seed=args.seed, threads=args.threads, device=args.device,
         command="dendrosam " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
@@ -123,6 +123,8 @@ def _sam_options(p: argparse.ArgumentParser, work: str) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup", type=int, default=100)
     p.add_argument("--no-correction", action="store_true", help="skip the correction-point pass")
+    p.add_argument("--pieces", action="store_true",
+                   help="one object per 4-connected profile of a label in a section (train and validation)")
     p.add_argument("--val-every", type=int, default=250)
     p.add_argument("--patience", type=int, default=12)
     p.add_argument("--seed", type=int, default=0)

@@ -49,6 +49,9 @@ class TrainSamConfig:
     ``init``: a checkpoint :func:`load_sam` reads, or ``None`` to start from random weights of
     ``arch``. Validation runs every ``val_every`` steps on ``val_sections`` evenly spaced held-out
     sections per set; training stops after ``patience`` validations without improvement.
+    ``pieces``: split every section's labels into 4-connected profiles first (train and validation),
+    so a neuron crossing a section in several places gives one object per profile
+    (:func:`dendrosam.segment.train_eval.section_pieces`).
     """
 
     train_data: tuple[DataSpec, ...]
@@ -69,6 +72,7 @@ class TrainSamConfig:
     point_prob: float = 0.25
     correction: bool = True
     min_area: int = 20
+    pieces: bool = False
     val_every: int = 200
     val_sections: int | None = 8
     checkpoint_every: int = 100
@@ -107,8 +111,9 @@ def parse_region(region: str) -> tuple[slice, ...] | None:
     return tuple(out)
 
 
-def _load_sets(specs):
+def _load_sets(specs, pieces: bool = False):
     from dendrosam.segment.train_data import read_array
+    from dendrosam.segment.train_eval import section_pieces
 
     out = []
     for s in specs:
@@ -116,6 +121,8 @@ def _load_sets(specs):
         raw, lab = read_array(s.raw, reg), read_array(s.labels, reg)
         if raw.shape != lab.shape:
             raise InputError(f"{s.labels}: label shape {lab.shape} differs from raw {s.raw} {raw.shape}")
+        if pieces and lab.ndim == 3:
+            lab = np.stack([section_pieces(section) for section in lab])
         out.append((s.name or Path(s.raw).name, raw, lab))
     return out
 
@@ -261,11 +268,11 @@ def train_sam(config: TrainSamConfig, resume: bool = False, progress: bool = Tru
     work = Path(cfg.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
-    train = concat_sets([section_set(r, l, n) for n, r, l in _load_sets(cfg.train_data)])
+    train = concat_sets([section_set(r, l, n) for n, r, l in _load_sets(cfg.train_data, cfg.pieces)])
     table = object_table(train, cfg.min_area)
     if len(table) == 0:
         raise InputError(f"the training labels hold no object of >= {cfg.min_area} pixels")
-    vals = [ValSet(n, r, l) for n, r, l in _load_sets(cfg.val_data)]
+    vals = [ValSet(n, r, l) for n, r, l in _load_sets(cfg.val_data, cfg.pieces)]
     if cfg.init:
         sam = load_sam(cfg.init, device=cfg.device)
         model, arch = sam.model, sam.arch

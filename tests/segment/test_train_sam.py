@@ -152,3 +152,17 @@ def test_training_state_with_numpy_scalars_reloads_weights_only(tmp_path):
     st = load_state(tmp_path / "s.pt", torch.nn.Linear(2, 1), torch.optim.AdamW(model.parameters()), rng)
     assert st["best"] == 0.61 and type(st["best"]) is float and st["bad"] == 1
     assert st["optimizer_state"]["param_groups"][0]["lr"] == 5e-4
+
+
+def test_pieces_train_and_validate_per_profile(tmp_path):
+    """With pieces=True a label crossing a section twice is two objects, in training and validation."""
+    raw, lab = _disks(4)
+    lab[lab == 2] = 1  # id 1 now has two separate profiles in every section
+    tifffile.imwrite(tmp_path / "raw.tif", raw)
+    tifffile.imwrite(tmp_path / "lab.tif", lab)
+    train = DataSpec(str(tmp_path / "raw.tif"), str(tmp_path / "lab.tif"), "0:3", "disks")
+    val = DataSpec(str(tmp_path / "raw.tif"), str(tmp_path / "lab.tif"), "3:4", "disks")
+    per_id = train_sam(_cfg(tmp_path, train, "ids", 1, val_data=(val,)), progress=False)
+    per_piece = train_sam(_cfg(tmp_path, train, "pieces", 1, val_data=(val,), pieces=True), progress=False)
+    assert per_id.val["disks"]["n"] == 2 and per_piece.val["disks"]["n"] == 3
+    assert per_piece.val["disks"]["ellipse_floor"] > per_id.val["disks"]["ellipse_floor"]
