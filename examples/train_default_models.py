@@ -21,6 +21,11 @@ two more 60-epoch stages, each started from the previous weights (``--yolo-init`
 each), then a fourth with every section resampled to 5 nm pixels (``--yolo-pixel-nm 5``, about
 18 min); the model card lists every stage.
 
+``--only sam-pieces`` fine-tunes the shipped SAM for 6,000 steps on one object per 4-connected
+profile (``TrainSamConfig(pieces=True)``, lr 3e-4; about 45 min of one core) into
+``segment/models/dendrosam_sam_pieces.pt``, which is shipped beside the default, not as it (see the
+README's "Shipped default models").
+
 The learned-join model (``--only joins``, :mod:`dendrosam.reconstruct.join_recipe`) is trained last,
 on the masks the shipped SAM and detector produce on the same developer halves (about 30 min of one
 core); its card holds the held-out figures with and without it.
@@ -36,6 +41,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+PIECES_STEPS = 6000  # the per-profile fine-tune of the shipped SAM (--only sam-pieces)
 
 
 def sam_config(data: Path, work: Path, steps: int, command: str, patience: int = 12):
@@ -72,8 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--yolo-epochs", type=int, default=60)
     p.add_argument("--yolo-init", help="continue the detector from these weights (a new schedule)")
     p.add_argument("--yolo-pixel-nm", type=float, help="resample every section to this pixel size (nm)")
-    p.add_argument("--only", choices=("sam", "yolo", "both", "joins"), default="both",
-                   help="which models ('both' = SAM and detector; 'joins' needs both shipped)")
+    p.add_argument("--only", choices=("sam", "yolo", "both", "joins", "sam-pieces"), default="both",
+                   help="which models ('both' = SAM and detector; 'joins' needs both shipped; 'sam-pieces' "
+                        "fine-tunes the shipped SAM on one object per 4-connected profile)")
     p.add_argument("--resume", action="store_true")
     args = p.parse_args(argv)
     command = "python examples/train_default_models.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
@@ -93,6 +100,19 @@ def main(argv: list[str] | None = None) -> int:
 
         default_detector_run(args.data, args.work, models, command, args.yolo_epochs, args.yolo_init,
                              args.yolo_pixel_nm)
+    if args.only == "sam-pieces":
+        from dataclasses import replace
+
+        from dendrosam.segment.train_sam import train_sam
+
+        base = sam_config(args.data, args.work, args.sam_steps, command, args.sam_patience)
+        cfg = replace(base, work_dir=str(args.work / "sam_pieces"), init=str(models / "dendrosam_sam_default.pt"),
+                      pieces=True, lr=3e-4, steps=PIECES_STEPS)
+        res = train_sam(cfg, resume=args.resume)
+        for src, name in ((res.checkpoint, ".pt"), (res.checkpoint.with_name("best.card.json"), ".card.json"),
+                          (res.log_csv, ".train_log.csv")):
+            shutil.copyfile(src, models / f"dendrosam_sam_pieces{name}")
+        print(f"SAM (pieces): {res.steps} steps, best at {res.best_step}, {res.seconds:.0f} s, val {res.val}")
     if args.only == "joins":
         from dendrosam.reconstruct.join_recipe import default_joins_run
 

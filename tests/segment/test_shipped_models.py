@@ -60,3 +60,29 @@ def test_shipped_detector_card_medulla_figure_is_reproduced(heldout):
     assert got["n_gt"] == want["n_gt"] == 856
     assert abs(got["n_pred"] - want["n_pred"]) <= 5
     assert got["recall"] == pytest.approx(want["recall"], abs=0.01)
+
+
+PIECES_SAM_PATH = DEFAULT_SAM_PATH.with_name("dendrosam_sam_pieces.pt")
+
+
+@pytest.mark.skipif(not PIECES_SAM_PATH.exists(), reason="per-profile SAM not installed")
+def test_pieces_sam_card_figures_are_reproduced(heldout):
+    """The per-profile fine-tune's card: per-profile figure reproduced, per-id figure as the README states."""
+    import torch
+
+    from dendrosam.segment.sam import load_sam
+    from dendrosam.segment.train_eval import ValSet, evaluate_prompted
+
+    torch.set_num_threads(1)
+    sam = load_sam(PIECES_SAM_PATH, device="cpu")
+    assert sam.card["config"]["pieces"] is True
+    card = sam.card["validation_full"]["medulla"]
+    raw, labels, _ = heldout
+    val = ValSet("medulla", raw, labels)
+    got = evaluate_prompted(sam, val, min_area=20, pieces=True)
+    assert got["n"] == card["n"] == 1113
+    assert got["iou_mean"] == pytest.approx(card["iou_mean"], abs=2e-3)
+    per_id = evaluate_prompted(sam, val, min_area=20)
+    assert per_id["n"] == 839
+    default = load_sam(device="cpu").card["validation_full"]["medulla"]["iou_mean"]
+    assert per_id["iou_mean"] > default  # it is also better per id on this held-out crop
