@@ -22,7 +22,7 @@ each), then a fourth with every section resampled to 5 nm pixels (``--yolo-pixel
 18 min); the model card lists every stage.
 
 ``--only sam-pieces`` fine-tunes the shipped SAM for 6,000 steps on one object per 4-connected
-profile (``TrainSamConfig(pieces=True)``, lr 3e-4; about 45 min of one core) into
+profile (``TrainSamConfig(pieces=True)``, lr 3e-4; about 48 min of one core) into
 ``segment/models/dendrosam_sam_pieces.pt``, which is shipped beside the default, not as it (see the
 README's "Shipped default models").
 
