@@ -67,6 +67,14 @@ def sam_config(data: Path, work: Path, steps: int, command: str, patience: int =
     )
 
 
+def install_sam(res, models: Path, stem: str) -> None:
+    """Copy a finished SAM run's best checkpoint, card and CSV log into ``models/<stem>.*``; report it."""
+    shutil.copyfile(res.checkpoint, models / f"{stem}.pt")
+    shutil.copyfile(res.checkpoint.with_name("best.card.json"), models / f"{stem}.card.json")
+    shutil.copyfile(res.log_csv, models / f"{stem}.train_log.csv")
+    print(f"{stem}: {res.steps} steps, best at {res.best_step}, {res.seconds:.0f} s, val {res.val}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=Path(os.environ.get("DENDROSAM_DATA", REPO.parent / "shared" / "data")),
@@ -91,10 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
         res = train_sam(sam_config(args.data, args.work, args.sam_steps, command, args.sam_patience),
                         resume=args.resume)
-        shutil.copyfile(res.checkpoint, models / "dendrosam_sam_default.pt")
-        shutil.copyfile(res.checkpoint.with_name("best.card.json"), models / "dendrosam_sam_default.card.json")
-        shutil.copyfile(res.log_csv, models / "dendrosam_sam_default.train_log.csv")
-        print(f"SAM: {res.steps} steps, best at {res.best_step}, {res.seconds:.0f} s, val {res.val}")
+        install_sam(res, models, "dendrosam_sam_default")
     if args.only in ("yolo", "both"):
         from dendrosam.segment.train_detector import default_detector_run
 
@@ -108,11 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         base = sam_config(args.data, args.work, args.sam_steps, command, args.sam_patience)
         cfg = replace(base, work_dir=str(args.work / "sam_pieces"), init=str(models / "dendrosam_sam_default.pt"),
                       pieces=True, lr=3e-4, steps=PIECES_STEPS)
-        res = train_sam(cfg, resume=args.resume)
-        for src, name in ((res.checkpoint, ".pt"), (res.checkpoint.with_name("best.card.json"), ".card.json"),
-                          (res.log_csv, ".train_log.csv")):
-            shutil.copyfile(src, models / f"dendrosam_sam_pieces{name}")
-        print(f"SAM (pieces): {res.steps} steps, best at {res.best_step}, {res.seconds:.0f} s, val {res.val}")
+        install_sam(train_sam(cfg, resume=args.resume), models, "dendrosam_sam_pieces")
     if args.only == "joins":
         from dendrosam.reconstruct.join_recipe import default_joins_run
 
