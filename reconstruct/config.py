@@ -66,6 +66,7 @@ __all__ = [
 ]
 
 SEGMENT_METHODS = ("sam", "threshold")
+OVERLAP_KINDS = ("score", "smaller")  # dendrosam.segment.api.OVERLAP_MODES (not imported: torch-free)
 PROMPT_KINDS = ("detector", "gt-boxes", "gt-points")
 
 
@@ -106,6 +107,9 @@ class SegmentSettings:
         training half and on the held-out crop (README); ``false`` keeps only the prompted masks.
     fill_seed_distance : int
         Smallest distance between two fill seeds (pixels).
+    overlap : str
+        Which mask owns pixels several masks claim: ``"score"`` (SAM's predicted IoU) or
+        ``"smaller"`` (:func:`dendrosam.segment.masks.masks_to_labels`).
     """
 
     method: str = "sam"
@@ -121,9 +125,11 @@ class SegmentSettings:
     max_det: int = 1000
     fill: bool = True
     fill_seed_distance: int = 3
+    overlap: str = "score"
 
     def __post_init__(self) -> None:
         _choice("segment.method", self.method, SEGMENT_METHODS)
+        _choice("segment.overlap", self.overlap, OVERLAP_KINDS)
         _choice("segment.prompts", self.prompts, PROMPT_KINDS)
         if not 0.0 < self.threshold < 1.0:
             raise ConfigError(f"segment.threshold must be in (0, 1), got {self.threshold}")

@@ -10,9 +10,10 @@ import numpy as np
 
 from dendrosam.errors import ConfigError, InputError
 
-__all__ = ["SegmentConfig", "SegmentationResult", "segment_slices", "PROMPT_MODES"]
+__all__ = ["SegmentConfig", "SegmentationResult", "segment_slices", "PROMPT_MODES", "OVERLAP_MODES"]
 
 PROMPT_MODES = ("detector", "gt-boxes", "gt-points")
+OVERLAP_MODES = ("score", "smaller")
 TABLE_COLUMNS = ["z", "id", "x0", "y0", "x1", "y1", "score", "stability", "detector_score", "source"]
 
 
@@ -37,6 +38,8 @@ class SegmentConfig:
         Drop 2D fragments smaller than this (pixels).
     fill_holes : bool
         Fill holes of each mask.
+    overlap : {"score", "smaller"}
+        Which mask owns pixels claimed by several (:func:`dendrosam.segment.masks.masks_to_labels`).
     n_points, negative : int, bool
         ``gt-points`` mode: positive points per object, plus one negative point.
     fill : bool
@@ -59,6 +62,7 @@ class SegmentConfig:
     tile_size: int | None = None
     min_size: int = 4
     fill_holes: bool = False
+    overlap: str = "score"
     n_points: int = 1
     negative: bool = False
     precision: str = "auto"
@@ -167,6 +171,8 @@ def segment_slices(
     autocast_dtype(sam.device, config.precision)  # a wrong precision fails before any work
     if config.batch_size is not None and config.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {config.batch_size}")
+    if config.overlap not in OVERLAP_MODES:
+        raise ConfigError(f"overlap: {config.overlap!r} is not one of {', '.join(OVERLAP_MODES)}")
     if prompts not in PROMPT_MODES:
         raise ConfigError(f"--prompts: {prompts!r} is not one of {', '.join(PROMPT_MODES)}")
     shape = tuple(int(s) for s in images.shape)
@@ -189,7 +195,8 @@ def segment_slices(
         pm = predict_masks(sam, section, boxes=boxes, points=pts, point_labels=plabels,
                            batch_size=config.batch_size, multimask=config.multimask,
                            tile_size=config.tile_size, precision=config.precision)
-        lab = masks_to_labels(pm, min_size=config.min_size, fill_holes=config.fill_holes)
+        lab = masks_to_labels(pm, min_size=config.min_size, fill_holes=config.fill_holes,
+                              overlap=config.overlap)
         lut = np.concatenate([[0], ids]).astype(np.uint32)
         lab = lut[lab]
         kept = np.isin(ids, np.unique(lab[lab > 0]))

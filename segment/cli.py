@@ -21,6 +21,7 @@ def _z_range(args, n: int) -> tuple[int, int]:
 def register(subparsers) -> None:
     """Add the ``segment`` and ``benchmark-models`` sub-commands."""
     from dendrosam.reconstruct.cli_io import add_voxel_size_argument
+    from dendrosam.segment.api import OVERLAP_MODES
     from dendrosam.segment.device import PRECISIONS
 
     p = subparsers.add_parser(
@@ -44,6 +45,8 @@ def register(subparsers) -> None:
     p.add_argument("--conf", type=float, default=0.25, help="detector score threshold")
     p.add_argument("--fill", action="store_true",
                    help="dense labels: unlabelled pixels become new objects (seeded watershed)")
+    p.add_argument("--overlap", default="score", choices=OVERLAP_MODES,
+                   help="which mask owns pixels several masks claim: the higher-scored (default) or the smaller")
     p.add_argument("--z-range", type=int, nargs=2, metavar=("A", "B"), help="sections A..B-1")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     add_voxel_size_argument(p)
@@ -91,7 +94,8 @@ def _run_segment(args: argparse.Namespace) -> int:
     images = vol.data[z0:z1]
     res = segment_slices(images, sam, det, prompts=args.prompts, gt=gt, pixel_nm=in_plane_nm(vol.voxel_size),
                          config=SegmentConfig(batch_size=args.batch_size, conf=args.conf,
-                                              precision=args.precision, fill=args.fill))
+                                              precision=args.precision, fill=args.fill,
+                                              overlap=args.overlap))
     out = Path(args.out)
     write_ome_zarr(out, images, voxel_size=vol.voxel_size, labels={"sections": res.labels},
                    overwrite=args.overwrite)

@@ -8,14 +8,18 @@ __all__ = ["masks_to_labels", "fill_unlabelled"]
 
 
 def masks_to_labels(
-    masks, scores: np.ndarray | None = None, min_size: int = 0, fill_holes: bool = False
+    masks,
+    scores: np.ndarray | None = None,
+    min_size: int = 0,
+    fill_holes: bool = False,
+    overlap: str = "score",
 ) -> np.ndarray:
-    """Paint masks into a uint32 label image; higher scores win where masks overlap.
+    """Paint masks into a uint32 label image; who owns contested pixels is set by ``overlap``.
 
     Each mask is first reduced to its largest 4-connected piece (optionally with holes
-    filled); masks are painted from the lowest to the highest score, so the best mask owns
-    contested pixels; finally every label is again reduced to its largest piece and labels
-    with fewer than ``min_size`` pixels are dropped. Label ``i + 1`` is prompt ``i``'s mask
+    filled); masks are painted in ``overlap`` order, so the last painted mask owns contested
+    pixels; finally every label is again reduced to its largest piece and labels with fewer
+    than ``min_size`` pixels are dropped. Label ``i + 1`` is prompt ``i``'s mask
     (gaps where a mask was dropped), so results can be traced back to prompts.
 
     Parameters
@@ -28,6 +32,11 @@ def masks_to_labels(
         Minimum pixel count of a kept fragment.
     fill_holes : bool
         Fill enclosed holes of each mask (``scipy.ndimage.binary_fill_holes``).
+    overlap : {"score", "smaller"}
+        ``"score"``: the higher-scored mask wins. ``"smaller"``: the mask with fewer pixels wins
+        (ties by score), so a mask that leaked over its neighbours' profiles is cut back to
+        what no tighter mask claims; in dense neuropil a large box often holds several
+        profiles, and its mask merges them even when SAM rates it highly.
 
     Returns
     -------
@@ -37,6 +46,8 @@ def masks_to_labels(
     --------
     >>> m = np.zeros((2, 1, 4), bool); m[0, 0, :3] = True; m[1, 0, 2:] = True
     >>> masks_to_labels(m, np.array([0.2, 0.9])).tolist()
+    [[1, 1, 2, 2]]
+    >>> masks_to_labels(m, np.array([0.9, 0.2]), overlap="smaller").tolist()
     [[1, 1, 2, 2]]
     """
     import cc3d
@@ -60,8 +71,15 @@ def masks_to_labels(
     scores = np.arange(n, dtype=np.float64) if scores is None else np.asarray(scores, np.float64)
     if len(scores) != n:
         raise ValueError(f"{n} masks but {len(scores)} scores")
+    if overlap == "score":
+        order = np.argsort(scores, kind="stable")
+    elif overlap == "smaller":
+        areas = np.array([np.count_nonzero(c) for c in crops], np.float64)
+        order = np.lexsort((scores, -areas))  # largest first (painted over), ties: lowest score first
+    else:
+        raise ValueError(f"overlap must be 'score' or 'smaller', got {overlap!r}")
     labels = np.zeros(shape, np.uint32)
-    for i in np.argsort(scores, kind="stable"):
+    for i in order:
         crop = np.asarray(crops[i], bool)
         if crop.size == 0 or not crop.any():
             continue

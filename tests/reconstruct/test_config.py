@@ -55,6 +55,7 @@ def test_defaults_and_toml_round_trip(tmp_path):
         ({"segment": {"conf": 1.5}}, "segment.conf must be in [0, 1]"),
         ({"segment": {"max_det": 0}}, "segment.max_det must be >= 1"),
         ({"segment": {"fill_seed_distance": 0}}, "segment.fill_seed_distance must be >= 1"),
+        ({"segment": {"overlap": "largest"}}, "segment.overlap must be one of"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path, data, named):
@@ -97,3 +98,10 @@ def test_hash_ignores_placement_but_not_parameters():
     assert config_hash(PipelineConfig(segment=SegmentSettings(threshold=0.4))) != base
     assert config_hash(PipelineConfig(track=(("gap", 2),))) != base
     assert len(base) == 64
+
+
+def test_overlap_choices_match_the_segment_stage():
+    from dendrosam.reconstruct.config import OVERLAP_KINDS, PROMPT_KINDS
+    from dendrosam.segment.api import OVERLAP_MODES, PROMPT_MODES
+
+    assert OVERLAP_KINDS == OVERLAP_MODES and PROMPT_KINDS == PROMPT_MODES

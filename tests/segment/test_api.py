@@ -65,6 +65,9 @@ def test_user_errors(tiny_sam, blobs, tmp_path):
         segment_slices(img, tiny_sam, prompts="gt-boxes", gt=gt[:2], progress=False)
     with pytest.raises(ConfigError, match="not one of"):
         segment_slices(img, tiny_sam, prompts="boxes", progress=False)
+    with pytest.raises(ConfigError, match="overlap: 'largest' is not one of score, smaller"):
+        segment_slices(img, tiny_sam, prompts="gt-boxes", gt=gt, config=SegmentConfig(overlap="largest"),
+                       progress=False)
     (tmp_path / "sam.pt").write_bytes(b"x")
     with pytest.raises(CheckpointError, match="not an ultralytics YOLO checkpoint"):
         load_detector(tmp_path / "sam.pt", device="cpu")

@@ -69,6 +69,28 @@ def test_masks_to_labels_overlap_size_and_pieces():
     assert (masks_to_labels(ring, fill_holes=True) == 1).sum() == 25
 
 
+def test_masks_to_labels_smaller_mask_wins():
+    """A leaky, highly scored mask over two tight ones: 'smaller' gives the tight ones their profiles."""
+    m = np.zeros((3, 10, 12), bool)
+    m[0, 1:9, 1:11] = True  # leaky: 80 px, the best score
+    m[1, 2:5, 2:5] = True  # 9 px
+    m[2, 5:8, 7:10] = True  # 9 px
+    scores = np.array([0.9, 0.5, 0.6])
+    by_score = masks_to_labels(m, scores)
+    assert (by_score == 1).sum() == 80 and not np.isin([2, 3], by_score).any()
+    smaller = masks_to_labels(m, scores, overlap="smaller")
+    assert [(smaller == k).sum() for k in (1, 2, 3)] == [80 - 18, 9, 9]
+    assert (smaller[m[1]] == 2).all() and (smaller[m[2]] == 3).all()
+    # equal sizes fall back to the score
+    eq = np.zeros((2, 4, 6), bool)
+    eq[0, :, 0:4] = True
+    eq[1, :, 2:6] = True
+    assert masks_to_labels(eq, np.array([0.2, 0.7]), overlap="smaller")[0].tolist() == [1, 1, 2, 2, 2, 2]
+    assert masks_to_labels(eq, np.array([0.7, 0.2]), overlap="smaller")[0].tolist() == [1, 1, 1, 1, 2, 2]
+    with pytest.raises(ValueError, match="overlap must be 'score' or 'smaller'"):
+        masks_to_labels(eq, overlap="largest")
+
+
 def test_classic_path_one_mask_per_gt_object(tiny_sam, blobs):
     img, gt = blobs
     p = prompts_from_gt(gt[0], "boxes")
