@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 
 from dendrosam.errors import ConfigError, InputError
+from dendrosam.segment.masks import OVERLAP_MODES
 
 __all__ = ["SegmentConfig", "SegmentationResult", "segment_slices", "PROMPT_MODES", "OVERLAP_MODES"]
 
 PROMPT_MODES = ("detector", "gt-boxes", "gt-points")
-OVERLAP_MODES = ("score", "smaller")
 TABLE_COLUMNS = ["z", "id", "x0", "y0", "x1", "y1", "score", "stability", "detector_score", "source"]
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["masks_to_labels", "fill_unlabelled"]
+__all__ = ["masks_to_labels", "fill_unlabelled", "OVERLAP_MODES"]
+
+OVERLAP_MODES = ("score", "smaller")  # who owns pixels several masks claim (masks_to_labels)
 
 
 def masks_to_labels(
@@ -77,7 +79,7 @@ def masks_to_labels(
         areas = np.array([np.count_nonzero(c) for c in crops], np.float64)
         order = np.lexsort((scores, -areas))  # largest first (painted over), ties: lowest score first
     else:
-        raise ValueError(f"overlap must be 'score' or 'smaller', got {overlap!r}")
+        raise ValueError(f"overlap must be one of {OVERLAP_MODES}, got {overlap!r}")
     labels = np.zeros(shape, np.uint32)
     for i in order:
         crop = np.asarray(crops[i], bool)

@@ -87,7 +87,7 @@ def test_masks_to_labels_smaller_mask_wins():
     eq[1, :, 2:6] = True
     assert masks_to_labels(eq, np.array([0.2, 0.7]), overlap="smaller")[0].tolist() == [1, 1, 2, 2, 2, 2]
     assert masks_to_labels(eq, np.array([0.7, 0.2]), overlap="smaller")[0].tolist() == [1, 1, 1, 1, 2, 2]
-    with pytest.raises(ValueError, match="overlap must be 'score' or 'smaller'"):
+    with pytest.raises(ValueError, match="overlap must be one of"):
         masks_to_labels(eq, overlap="largest")
 
 
