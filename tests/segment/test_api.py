@@ -23,6 +23,21 @@ def test_gt_boxes_one_label_per_object(tiny_sam, blobs):
     assert (first.x0, first.y0, first.x1, first.y1) == (18.0, 18.0, 43.0, 43.0)
 
 
+def test_overlap_rule_reaches_the_painting(tiny_sam, blobs, monkeypatch):
+    import dendrosam.segment.masks as masks
+
+    seen, paint = [], masks.masks_to_labels
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["overlap"])
+        return paint(*args, **kwargs)
+
+    monkeypatch.setattr(masks, "masks_to_labels", spy)
+    img, gt = blobs
+    segment_slices(img, tiny_sam, prompts="gt-boxes", gt=gt, progress=False, config=SegmentConfig(overlap="smaller"))
+    assert seen == ["smaller"] * 3
+
+
 def test_gt_points_zarr_output(tiny_sam, blobs, tmp_path):
     import zarr
 
