@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from dendrosam.errors import ConfigError
+from dendrosam.segment.masks import OVERLAP_MODES as OVERLAP_KINDS  # numpy-only module
 
 #: How the learned joins decide (:func:`dendrosam.reconstruct.joins.learned_joins`).
 LINKAGES = ("average", "additive")
@@ -66,7 +67,6 @@ __all__ = [
 ]
 
 SEGMENT_METHODS = ("sam", "threshold")
-OVERLAP_KINDS = ("score", "smaller")  # dendrosam.segment.api.OVERLAP_MODES (not imported: torch-free)
 PROMPT_KINDS = ("detector", "gt-boxes", "gt-points")
 
 
