@@ -86,9 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--yolo-epochs", type=int, default=60)
     p.add_argument("--yolo-init", help="continue the detector from these weights (a new schedule)")
     p.add_argument("--yolo-pixel-nm", type=float, help="resample every section to this pixel size (nm)")
-    p.add_argument("--only", choices=("sam", "yolo", "both", "joins", "sam-pieces"), default="both",
-                   help="which models ('both' = SAM and detector; 'joins' needs both shipped; 'sam-pieces' "
-                        "fine-tunes the shipped SAM on one object per 4-connected profile)")
+    p.add_argument("--only", choices=("sam", "yolo", "both", "joins", "joins-card", "sam-pieces"), default="both",
+                   help="which models ('both' = SAM and detector; 'joins' needs both shipped; 'joins-card' "
+                        "re-scores the shipped join model on the held-out crop and rewrites that part of its "
+                        "card; 'sam-pieces' fine-tunes the shipped SAM on one object per 4-connected profile)")
     p.add_argument("--resume", action="store_true")
     args = p.parse_args(argv)
     command = "python examples/train_default_models.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
@@ -118,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
         from dendrosam.reconstruct.join_recipe import default_joins_run
 
         default_joins_run(args.data, REPO / "reconstruct" / "models", command)
+    if args.only == "joins-card":
+        from dendrosam.reconstruct.join_recipe import refresh_card
+
+        refresh_card(args.data, REPO / "reconstruct" / "models", command)
     return 0
 
 

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from dendrosam.reconstruct.cli_io import add_voxel_size_argument, voxel_size_from_args
-from dendrosam.reconstruct.config import LINKAGES
+from dendrosam.reconstruct.config import JOIN_STARTS, LINKAGES
 
 __all__ = ["register", "run_track"]
 
@@ -20,7 +20,8 @@ def register(subparsers: Any) -> None:
             "Link the 2D objects of a stack of per-section label images (ids independent per "
             "section, 0 = background) into 3D objects. Writes the 3D labels as OME-Zarr "
             "(OUT/labels/tracks) and the link graph as node-link JSON (OUT/track_graph.json: "
-            "which 2D object went into which 3D object, with the overlap of every link)."
+            "which 2D object went into which 3D object, with the overlap of every link). With "
+            "--joins, a learned model then decides which objects form one 3D object."
         ),
     )
     p.add_argument("labels2d", metavar="LABELS2D", help="2D label stack (any format open_volume reads)")
@@ -38,8 +39,12 @@ def register(subparsers: Any) -> None:
                    help="after tracking, merge objects with a learned join model: 'default' (the "
                         "shipped one), a .npz from train-joins, or 'none' (default; needs --image)")
     p.add_argument("--image", default=None, metavar="IMAGE", help="the EM image (for --joins)")
-    p.add_argument("--contacts", action="store_true",
-                   help="with --joins: also score contacts within each section (models trained with them)")
+    p.add_argument("--contacts", action=argparse.BooleanOptionalAction, default=True,
+                   help="with --joins: also score contacts within each section (models trained with them; "
+                        "default on)")
+    p.add_argument("--join-start", choices=JOIN_STARTS, default="sections",
+                   help="with --joins: agglomerate every 2D object ('sections', default) or the tracker's "
+                        "3D objects ('tracks', keeping the tracker's links)")
     p.add_argument("--linkage", choices=LINKAGES, default="average",
                    help="with --joins: average linkage of join probabilities (default) or greedy additive "
                         "contraction of their log-odds (GAEC)")
@@ -57,6 +62,28 @@ class _Sections:
 
     def __getitem__(self, z: int) -> Any:
         return self._volume.section(int(z))
+
+
+def _relabel_graph(graph: Any, lut: Any, start: Any, volume: Any) -> None:
+    """Give the link graph's nodes ``(z, id2d)`` the 3D ids of the joined output.
+
+    ``start`` is the :class:`~dendrosam.reconstruct.joins.SectionObjectIds` the joins started from,
+    or None when they started from the tracker's objects (the nodes' ``label3d``).
+    """
+    from dendrosam.reconstruct.overlap import section_objects
+
+    by_z: dict = {}
+    for node in graph.nodes:
+        by_z.setdefault(int(node[0]), []).append(node)
+    for z, nodes in by_z.items():
+        if start is None:
+            for node in nodes:
+                graph.nodes[node]["label3d"] = int(lut[graph.nodes[node]["label3d"]])
+            continue
+        ids = section_objects(volume.section(z)).ids  # the order SectionObjectIds numbers them in
+        index = {int(v): k + 1 for k, v in enumerate(ids.tolist())}
+        for node in nodes:
+            graph.nodes[node]["label3d"] = int(lut[start.offsets[z] + index[int(node[1])]])
 
 
 def run_track(args: argparse.Namespace) -> int:
@@ -101,16 +128,16 @@ def run_track(args: argparse.Namespace) -> int:
     result = track_blocks(_Sections(volume), args.block_size, volume.voxel_size, config, out=target)
     n_objects = result.n_objects
     if image is not None:
-        from dendrosam.reconstruct.joins import learned_joins
+        from dendrosam.reconstruct.joins import SectionObjectIds, learned_joins
 
-        joined = learned_joins(_Sections(volume), _Sections(image), target, volume.voxel_size, join_model,
-                               shifts=result.shifts, n_objects=n_objects, contacts=args.contacts,
-                               linkage=args.linkage)
+        start = SectionObjectIds(_Sections(volume)) if args.join_start == "sections" else target
+        joined = learned_joins(_Sections(volume), _Sections(image), start, volume.voxel_size, join_model,
+                               shifts=result.shifts, n_objects=getattr(start, "n_objects", n_objects),
+                               contacts=args.contacts, linkage=args.linkage)
         for z in range(volume.shape[0]):
-            target[z] = joined.lut[np.asarray(target[z])]
+            target[z] = joined.lut[np.asarray(start[z])]
         n_objects = joined.n_objects
-        for _, attrs in result.graph.nodes(data=True):  # the graph's 3D ids follow the joins
-            attrs["label3d"] = int(joined.lut[attrs["label3d"]])
+        _relabel_graph(result.graph, joined.lut, start if args.join_start == "sections" else None, volume)
     doc = {
         "voxel_size_nm": list(volume.voxel_size),
         "n_objects": n_objects,

@@ -10,9 +10,14 @@ detector + SAM), with and without ``segment.fill``, on the developer halves of t
 
 Both ensembles are trained: the overlaps between sections and the contacts within one
 (:mod:`.join_contacts`). The held-out medulla crop ``[::4, :, 125:]`` (the demo) is scored at the
-end, with and without ``segment.fill`` (the pipeline's default is with), for the tracker alone, the
-joins (the default: overlaps only) and the joins with contacts; the figures go into the model card. Nothing is tuned on it: the stop threshold is the
-classifier's decision threshold 0.5.
+end (:func:`heldout_scores`), with and without ``segment.fill`` (the pipeline's default is with),
+for the tracker alone and for the joins with and without contacts, starting from the tracker's
+objects (``tracker+joins...``) and from the 2D objects (``sections+joins...``; the pipeline's
+default is ``sections+joins+contacts``); the figures go into the model card.
+:func:`refresh_card` re-scores a trained model and rewrites only that part of its card
+(``--only joins-card``). Nothing is tuned on the held-out crop: the stop threshold is the
+classifier's decision threshold 0.5, and the defaults were chosen on validation folds of the
+training half (README).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import numpy as np
 
 from .join_training import JoinExamples, contact_examples, join_examples, train_join_model
 
-__all__ = ["default_joins_run", "DEFAULT_JOIN_SAMPLES"]
+__all__ = ["default_joins_run", "heldout_scores", "refresh_card", "DEFAULT_JOIN_SAMPLES"]
 
 # (name, folder, raw file, label file, region, voxel size (z, y, x) nm)
 DEFAULT_JOIN_SAMPLES: tuple = tuple(
@@ -51,16 +56,18 @@ def _masks(raw: np.ndarray, voxel_size: tuple) -> tuple[np.ndarray, np.ndarray]:
 
 def _score(raw: np.ndarray, gt: np.ndarray, labels: np.ndarray, vs: tuple, model: Any) -> dict:
     from .evaluation import evaluate
-    from .joins import learned_joins
+    from .joins import SectionObjectIds, learned_joins
     from .tracking import track
 
     tracked = track(labels, vs)
     lab3d = np.asarray(tracked.labels)
+    sections = SectionObjectIds(labels)
     segs = {"tracker": lab3d}
-    for name, contacts in (("tracker+joins", False), ("tracker+joins+contacts", True)):
-        joined = learned_joins(labels, raw, lab3d, vs, model, shifts=tracked.shifts, n_objects=tracked.n_objects,
-                               contacts=contacts)
-        segs[name] = joined.lut[lab3d]
+    for start, ids, n in (("tracker", lab3d, tracked.n_objects), ("sections", sections[:], sections.n_objects)):
+        for suffix, contacts in (("+joins", False), ("+joins+contacts", True)):
+            joined = learned_joins(labels, raw, ids, vs, model, shifts=tracked.shifts, n_objects=n,
+                                   contacts=contacts)
+            segs[start + suffix] = joined.lut[ids]
     out = {}
     for name, seg in segs.items():
         m = evaluate(gt, seg).to_dict()
@@ -84,21 +91,48 @@ def default_joins_run(data: Path, models: Path, command: str, members: int = 5, 
     examples = JoinExamples.concat(parts)
     model = train_join_model(examples, members=members, steps=steps, contacts=JoinExamples.concat(touching),
                              card={"samples": names, "command": command, "stop": 0.5})
+    card = {**model.card, **heldout_scores(data, model),
+            "data_licences": "medulla: Janelia FlyEM NeuroProof examples (CC-BY); ISBI 2012: Cardona et al. "
+                             "2010 (non-commercial); gala: (c) 2012 HHMI, BSD-style"}
+    _install(model, card, models)
+    print(f"joins: {len(examples.labels)} pairs, {model.card['contacts']['n_pairs']} contacts; "
+          f"held-out medulla {card[HELDOUT + '+fill']}", flush=True)
+    return card
+
+
+HELDOUT = "heldout_medulla[::4,:,125:]"
+
+
+def heldout_scores(data: Path, model: Any) -> dict:
+    """VI split / merge and ARAND of ``model`` on the held-out medulla crop, as card entries."""
+    import tifffile
+
     med = data / "medulla_fib"
     raw = tifffile.imread(med / "raw_z000-124.ome.tif")[::4, :, 125:]
     gt = tifffile.imread(med / "neurons_z000-124.ome.tif")[::4, :, 125:]
     labels, filled = _masks(raw, (40.0, 10.0, 10.0))
-    heldout = _score(raw, gt, labels, (40.0, 10.0, 10.0), model)
-    card = {**model.card, "heldout_medulla[::4,:,125:]": heldout,
-            "heldout_medulla[::4,:,125:]+fill": _score(raw, gt, filled, (40.0, 10.0, 10.0), model),
-            "data_licences": "medulla: Janelia FlyEM NeuroProof examples (CC-BY); ISBI 2012: Cardona et al. "
-                             "2010 (non-commercial); gala: (c) 2012 HHMI, BSD-style"}
+    return {HELDOUT: _score(raw, gt, labels, (40.0, 10.0, 10.0), model),
+            HELDOUT + "+fill": _score(raw, gt, filled, (40.0, 10.0, 10.0), model)}
+
+
+def refresh_card(data: Path, models: Path, command: str) -> dict:
+    """Re-score the installed join model on the held-out crop; rewrite those card entries only.
+
+    The weights and the training provenance stay as they are; the card records the command.
+    """
+    from .joins import JoinModel
+
+    model = JoinModel.load(models / "dendrosam_joins_default.npz")
+    card = {**model.card, **heldout_scores(data, model), "heldout_command": command}
+    _install(model, card, models)
+    print(f"joins: held-out medulla {card[HELDOUT + '+fill']}", flush=True)
+    return card
+
+
+def _install(model: Any, card: dict, models: Path) -> None:
     from .joins import JoinModel
 
     model = JoinModel(model.mean, model.std, model.members, card, model.contacts)
     models.mkdir(parents=True, exist_ok=True)
     model.save(models / "dendrosam_joins_default.npz")
     (models / "dendrosam_joins_default.card.json").write_text(json.dumps(card, indent=1) + "\n")
-    print(f"joins: {len(examples.labels)} pairs, {model.card['contacts']['n_pairs']} contacts; "
-          f"held-out medulla {heldout}", flush=True)
-    return card

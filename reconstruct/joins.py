@@ -1,13 +1,17 @@
-"""Learned joins: merge the tracker's 3D objects where a trained edge classifier says so.
+"""Learned joins: build 3D objects from 2D objects where a trained edge classifier says so.
 
-After :func:`~dendrosam.reconstruct.track`, every overlapping pair of 2D objects in sections
-``z`` / ``z + d`` (``d <= max_gap``) that belong to *different* 3D objects is scored by a small
-ensemble of MLPs (:class:`JoinModel`, features in :mod:`.join_features`). The pairs are contracted
-onto the 3D objects, and the objects are merged by average-linkage agglomeration (the "average"
-rule of GASP, Bailoni et al. 2022): repeatedly merge the two clusters whose interface-weighted mean
-join probability is highest, while it is at least ``stop``.
+The agglomeration starts from a partition of the 2D objects into 3D objects: every 2D object on
+its own (:class:`SectionObjectIds`, the pipeline's default ``joins.start = "sections"``) or the
+tracker's 3D objects (:func:`~dendrosam.reconstruct.track`, ``"tracks"``). Every overlapping pair of
+2D objects in sections ``z`` / ``z + d`` (``d <= max_gap``) that belong to *different* starting
+objects is scored by a small ensemble of MLPs (:class:`JoinModel`, features in
+:mod:`.join_features`). The pairs are contracted onto the starting objects, and the objects are
+merged by average-linkage agglomeration (the "average" rule of GASP, Bailoni et al. 2022):
+repeatedly merge the two clusters whose interface-weighted mean join probability is highest, while
+it is at least ``stop``. Starting from the tracker's objects keeps every link the tracker made,
+right or wrong; starting from the 2D objects lets the classifier decide those links too.
 
-When asked to (``contacts=True``; off by default, see the README for why) and the model has a
+When asked to (``contacts=True``, the pipeline's default) and the model has a
 contact ensemble (:attr:`JoinModel.contacts`), the 2D objects that touch *within* a section
 (:mod:`.join_contacts`) add edges too, mostly repulsive: two neurites lying side by side along a
 membrane. Every edge is weighted by the interface it stands for, in nm² (the overlap area between
@@ -39,14 +43,16 @@ from typing import Any
 
 import numpy as np
 
-from dendrosam.errors import CheckpointError, ConfigError
+from dendrosam.errors import CheckpointError, ConfigError, LabelError
 
 from .config import LINKAGES
 from .join_contacts import CONTACT_FEATURE_NAMES, DEFAULT_REACH_NM, ContactTable, contact_tables
 from .join_features import FEATURE_NAMES, iter_pair_tables
+from .overlap import section_objects
+from .track_scan import read_section
 
-__all__ = ["JoinModel", "JoinResult", "average_agglomeration", "additive_agglomeration", "learned_joins",
-           "default_join_model", "load_join_model", "DEFAULT_JOIN_MODEL"]
+__all__ = ["JoinModel", "JoinResult", "SectionObjectIds", "average_agglomeration", "additive_agglomeration",
+           "learned_joins", "default_join_model", "load_join_model", "DEFAULT_JOIN_MODEL"]
 
 DEFAULT_JOIN_MODEL = Path(__file__).with_name("models") / "dendrosam_joins_default.npz"
 
@@ -283,6 +289,58 @@ class JoinResult:
     n_contacts: int = 0
 
 
+class SectionObjectIds:
+    """Every 2D object of a stack as a 3D object of its own: a lazy (Z, Y, X) label view.
+
+    Section ``z`` reads as its 2D objects numbered in order of their first pixel, plus the number of
+    objects in the sections before it, so ids run ``1..n_objects`` over the stack in order of first
+    voxel and 0 stays background. Pass it to :func:`learned_joins` as the starting objects (the
+    pipeline's ``joins.start = "sections"``) and apply the result section by section:
+    ``result.lut[ids[z]]``. Building it reads every section once (to count its objects); each read
+    renumbers one section again, so memory does not grow with depth.
+
+    Parameters
+    ----------
+    labels2d : array-like
+        (Z, Y, X) per-section instance labels, 0 = background (ids independent per section).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ids = SectionObjectIds(np.array([[[0, 7, 7]], [[5, 0, 9]]]))
+    >>> ids.n_objects, ids[1].tolist(), ids[:].shape
+    (3, [[2, 0, 3]], (2, 1, 3))
+    """
+
+    def __init__(self, labels2d: Any) -> None:
+        shape = tuple(int(n) for n in labels2d.shape)
+        if len(shape) != 3:
+            raise LabelError(f"labels2d must be (Z, Y, X), got shape {shape}")
+        self._labels = labels2d
+        counts = np.array([section_objects(read_section(labels2d, z)).n for z in range(shape[0])], np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        self.n_objects = int(counts.sum())
+        self.shape = shape
+        self.ndim = 3
+        self.dtype = np.dtype(np.uint32 if self.n_objects < 2**32 else np.uint64)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        if isinstance(index, slice):
+            zs = range(*index.indices(self.shape[0]))
+            return np.stack([self[z] for z in zs]) if len(zs) else np.zeros((0, *self.shape[1:]), self.dtype)
+        z = int(index)
+        if not -self.shape[0] <= z < self.shape[0]:
+            raise IndexError(f"section {index} of {self.shape[0]}")
+        z %= self.shape[0]
+        dense = section_objects(read_section(self._labels, z)).dense
+        out = dense.astype(self.dtype)
+        out[dense > 0] += self.dtype.type(self.offsets[z])
+        return out
+
+
 def learned_joins(
     labels2d: Any,
     image: Any,
@@ -293,17 +351,18 @@ def learned_joins(
     stop: float = 0.5,
     max_gap: int = 2,
     n_objects: int | None = None,
-    contacts: bool = False,
+    contacts: bool = True,
     linkage: str = "average",
 ) -> JoinResult:
-    """Decide which of the tracker's 3D objects to join (streams the stack once).
+    """Decide which starting objects to join into 3D objects (streams the stack once).
 
     Parameters
     ----------
     labels2d, image : array-like
-        (Z, Y, X) the 2D labels the tracker linked, and the EM image.
+        (Z, Y, X) the per-section 2D labels and the EM image.
     labels3d : array-like
-        (Z, Y, X) the tracker's 3D ids ``1..n_objects``.
+        (Z, Y, X) the starting objects, ids ``1..n_objects``: the tracker's 3D objects, or
+        :class:`SectionObjectIds` ``(labels2d)`` to start from every 2D object on its own.
     voxel_size : tuple of float
         (z, y, x) nm.
     model : JoinModel, optional
@@ -318,8 +377,9 @@ def learned_joins(
         Largest id in ``labels3d`` (read from it when omitted).
     contacts : bool
         Also score the contacts within each section (when the model has a contact ensemble):
-        objects lying side by side along a membrane repel each other in the agglomeration. Off by
-        default, as in the pipeline (``joins.contacts``): see the README for what it did.
+        objects lying side by side along a membrane repel each other in the agglomeration. On by
+        default, as in the pipeline (``joins.contacts``); a model without a contact ensemble
+        scores overlaps only.
     linkage : {"average", "additive"}
         :func:`average_agglomeration` (the default) or :func:`additive_agglomeration` (GAEC on the
         interface-weighted log-odds, ``stop`` as the zero point).
@@ -327,7 +387,8 @@ def learned_joins(
     Returns
     -------
     JoinResult
-        Apply it with ``result.lut[labels3d]`` (block by block for large volumes).
+        Apply it with ``result.lut[labels3d]`` (block by block for large volumes); ids are
+        consecutive, in order of the starting objects' ids.
     """
     if not 0.0 < stop <= 1.0:
         raise ConfigError(f"joins stop must be in (0, 1], got {stop}")

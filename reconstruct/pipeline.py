@@ -410,18 +410,24 @@ def _run_stages(vol: Any, store: RunStore, cfg: PipelineConfig, ident: dict, eng
 
 def _join_objects(labels2d: Any, image: Any, labels3d: Any, vs: tuple, jcfg: Any, track_rec: dict,
                   block: int) -> None:
-    """Learned joins of the tracked objects, written back into ``labels3d`` block by block."""
-    from .joins import learned_joins
+    """Learned joins, written into ``labels3d`` block by block.
+
+    They start from the tracked objects in ``labels3d`` (``joins.start = "tracks"``) or from every
+    2D object on its own (``"sections"``); either way the tracker's section shifts are used.
+    """
+    from .joins import SectionObjectIds, learned_joins
 
     model = _join_model(jcfg)
     shifts = track_rec.get("shifts")  # absent in records of older versions: no shift compensation
-    res = learned_joins(labels2d, image, labels3d, vs, model, shifts=None if shifts is None else np.asarray(shifts),
-                        stop=jcfg.stop, max_gap=jcfg.max_gap, n_objects=int(track_rec["n_objects"]),
+    start = SectionObjectIds(labels2d) if jcfg.start == "sections" else labels3d
+    n_start = start.n_objects if jcfg.start == "sections" else int(track_rec["n_objects"])
+    res = learned_joins(labels2d, image, start, vs, model, shifts=None if shifts is None else np.asarray(shifts),
+                        stop=jcfg.stop, max_gap=jcfg.max_gap, n_objects=n_start,
                         contacts=jcfg.contacts, linkage=jcfg.linkage)
-    log.info("joins: %d scored pairs and %d contacts, %d -> %d objects", res.n_pairs, res.n_contacts,
-             track_rec["n_objects"], res.n_objects)
+    log.info("joins: %d scored pairs and %d contacts, %d %s -> %d objects", res.n_pairs, res.n_contacts,
+             n_start, "2D objects" if jcfg.start == "sections" else "tracked objects", res.n_objects)
     for z0 in range(0, labels3d.shape[0], block):
-        labels3d[z0 : z0 + block] = res.lut[np.asarray(labels3d[z0 : z0 + block])]
+        labels3d[z0 : z0 + block] = res.lut[np.asarray(start[z0 : z0 + block])]
 
 
 def _gt_source(gt: Any, voxel_size: tuple, store: RunStore) -> _Source:
@@ -491,7 +497,8 @@ def _join_model(jcfg: Any) -> Any:
 def _join_card(jcfg: Any) -> dict | None:
     model = _join_model(jcfg)
     return None if model is None else {"path": jcfg.model, "stop": jcfg.stop, "max_gap": jcfg.max_gap,
-                                       "contacts": jcfg.contacts, "linkage": jcfg.linkage, "card": model.card}
+                                       "contacts": jcfg.contacts, "linkage": jcfg.linkage, "start": jcfg.start,
+                                       "card": model.card}
 
 
 def _finish_outputs(store: RunStore, vol: Any, cfg: PipelineConfig, parts: dict, gt: Any, timings: dict) -> tuple:

@@ -32,7 +32,8 @@ def test_demo_runs_the_whole_pipeline_and_compares_with_the_baseline(tmp_path, c
     # default masks and joins (its recipe's own scoring)
     defaults = PipelineConfig()
     card = default_join_model().card["heldout_medulla[::4,:,125:]" + ("+fill" if defaults.segment.fill else "")]
-    row = card["tracker+joins+contacts" if defaults.joins.contacts else "tracker+joins"]
+    start = "sections" if defaults.joins.start == "sections" else "tracker"
+    row = card[start + ("+joins+contacts" if defaults.joins.contacts else "+joins")]
     assert rows["dendrosam (shipped models)"] == [f"{row[k]:.3f}" for k in ("voi_split", "voi_merge", "arand")]
     # overlap-only linking joins a subset of what perfect linking joins: more split, less merge
     perfect = [float(v) for v in rows["same 2D masks, perfect linking"]]

@@ -79,7 +79,7 @@ def test_contacts_stop_a_leaky_mask_from_merging_two_neurites():
     apart = JoinModel(np.zeros(len(CONTACT_FEATURE_NAMES)), np.ones(len(CONTACT_FEATURE_NAMES)),
                       _constant(len(CONTACT_FEATURE_NAMES), -50.0), {"reach_nm": 30.0})
     model = JoinModel(pairs.mean, pairs.std, pairs.members, {}, apart)
-    res = learned_joins(labels2d, image, labels3d, VS, model)
+    res = learned_joins(labels2d, image, labels3d, VS, model, contacts=False)
     assert res.lut.tolist() == [0, 1, 1, 1, 1, 1] and res.n_contacts == 0  # the bridge merges everything
     res = learned_joins(labels2d, image, labels3d, VS, model, contacts=True)
     # interfaces (nm²): each overlap 24 px x 100 = 2400; L-R and L2-R2 touch along 6 px x 10 nm x

@@ -51,6 +51,12 @@ def test_train_joins_then_track_with_them(tmp_path, files, capsys):
     np.testing.assert_array_equal(labels, canonical(gt))
     doc = json.loads((joined / "track_graph.json").read_text())
     assert doc["n_objects"] == 2 and sorted({n["label3d"] for n in doc["graph"]["nodes"]}) == [1, 2]
+    # starting from the tracker's objects (split at the missing section) and without contacts: the same
+    tracks = tmp_path / "tracks.zarr"
+    assert main(["track", str(paths["labels2d"]), "--out", str(tracks), "--gap", "0", *vs, "--join-start", "tracks",
+                 "--no-contacts", "--joins", str(model_path), "--image", str(paths["image"])]) == 0
+    np.testing.assert_array_equal(zarr.open_array(str(tracks / "labels" / "tracks" / "0"), mode="r")[:], labels)
+    assert json.loads((tracks / "track_graph.json").read_text())["graph"]["nodes"] == doc["graph"]["nodes"]
     additive = tmp_path / "additive.zarr"
     assert main(["track", str(paths["labels2d"]), "--out", str(additive), "--gap", "0", *vs,
                  "--joins", str(model_path), "--image", str(paths["image"]), "--linkage", "additive"]) == 0

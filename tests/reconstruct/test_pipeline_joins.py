@@ -60,10 +60,13 @@ def test_joins_rejoin_tubes_split_at_a_blank_section(tmp_path, iou_model):
     assert "joins" in run["timings_s"]
     card = run["models"]["joins"]
     assert card["stop"] == 0.5 and card["max_gap"] == 2 and card["card"] == {"name": "iou>0.5"}
-    assert card["contacts"] is False and card["linkage"] == "average"
-    # only gap-2 pairs (9-11) cross the blank: with max_gap 1 nothing is joined
+    assert card["contacts"] is True and card["linkage"] == "average" and card["start"] == "sections"
+    # only gap-2 pairs (9-11) cross the blank: with max_gap 1 nothing is joined across it
     one = reconstruct_volume(img, tmp_path / "gap1", config(iou_model, max_gap=1), VOXEL, progress=False)
     np.testing.assert_array_equal(one.labels3d[:], plain.labels3d[:])
+    # starting from the tracker's six halves gives the same three tubes (every tracker link has IoU > 0.5)
+    tracks = reconstruct_volume(img, tmp_path / "tracks", config(iou_model, start="tracks"), VOXEL, progress=False)
+    np.testing.assert_array_equal(tracks.labels3d[:], labels)
 
 
 def test_resume_redoes_only_what_is_missing(tmp_path, iou_model):
@@ -98,7 +101,10 @@ def test_bad_join_settings_fail_before_any_work(tmp_path):
         config("none", threshold=0.5)
     with pytest.raises(ConfigError, match="joins.contacts"):
         config("none", contacts="yes")
-    assert config("none").joins.contacts is False and config("none", contacts=True).joins.contacts is True
+    assert config("none").joins.contacts is True and config("none", contacts=False).joins.contacts is False
+    with pytest.raises(ConfigError, match="joins.start must be 'sections' or 'tracks'"):
+        config("none", start="objects")
+    assert config("none").joins.start == "sections" and config("none", start="tracks").joins.start == "tracks"
     with pytest.raises(ConfigError, match="joins.linkage must be 'average' or 'additive'"):
         config("none", linkage="single")
     assert config("none", linkage="additive").joins.linkage == "additive"
