@@ -49,3 +49,32 @@ def test_tracker_quality_gt_continuity_counts_inner_endings():
     gt[2:, 1:3, 1:3] = 3  # begins at z 2 where 2 ended
     gt[:2, 7:, 7:] = 4  # ends at z 1 too, but touches the border
     assert module.gt_continuity(gt) == [(1, 1, 1), (2, 0, 0)]
+
+
+def test_joins_quality_links_one_stack_five_ways(tmp_path):
+    """Two straight tubes in perfect 2D labels: every linking recovers them exactly (VI 0, ARAND 0)."""
+    import importlib.util
+
+    import numpy as np
+
+    from dendrosam.reconstruct.join_features import FEATURE_NAMES
+    from dendrosam.reconstruct.joins import JoinModel
+
+    spec = importlib.util.spec_from_file_location("joins_quality", EXAMPLES / "joins_quality.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    gt = np.zeros((5, 20, 20), np.uint16)
+    gt[:, 2:8, 2:8], gt[:, 11:18, 10:16] = 1, 2
+    labels2d = gt * 3  # other ids than the GT's
+    n = len(FEATURE_NAMES)
+    w = np.zeros((1, n))
+    w[0, FEATURE_NAMES.index("iou")] = 50.0  # joins pairs with IoU > 0.5
+    model = JoinModel(np.zeros(n), np.ones(n), (((w, np.array([-25.0])),),), {})
+    image = np.random.default_rng(0).random(gt.shape)
+    rows = module.link_five_ways(labels2d, image, gt, (40.0, 10.0, 10.0), model)
+    assert list(rows) == list(module.COLUMNS)
+    assert all(v == (0.0, 0.0, 0.0) for v in rows.values())
+    proc = subprocess.run([sys.executable, str(EXAMPLES / "joins_quality.py"), "--tiny"], capture_output=True,
+                          text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("|") == 3 * (len(module.COLUMNS) + 2) and "synthetic" in proc.stdout
