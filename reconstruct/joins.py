@@ -222,12 +222,16 @@ def _agglomerate(n: int, edges: np.ndarray, num: np.ndarray, den: np.ndarray, st
     def score(s: list[float]) -> float:
         return s[0] / s[1] if mean else s[0]
 
-    heap = [(-score(s), a, b) for a in range(n) for b, s in adj[a].items() if a < b and s[1] > 0]
+    def mergeable(x: float) -> bool:
+        return x >= stop if mean else x > 0.0
+
+    # Only pairs that could merge now go on the heap: the loop would stop at the first one that
+    # cannot, so leaving those out changes no merge (a pair whose score rises later is pushed then).
+    heap = [(-x, a, b) for a in range(n) for b, s in adj[a].items()
+            if a < b and s[1] > 0 and mergeable(x := score(s))]
     heapq.heapify(heap)
     while heap:
         neg, a, b = heapq.heappop(heap)
-        if (-neg < stop) if mean else (-neg <= 0.0):
-            break
         s = adj[a].get(b)
         if s is None or score(s) != -neg:
             continue  # stale entry: a or b was merged since
@@ -242,7 +246,9 @@ def _agglomerate(n: int, edges: np.ndarray, num: np.ndarray, den: np.ndarray, st
             else:
                 u[0] += t[0]
                 u[1] += t[1]
-            heapq.heappush(heap, (-score(u), min(keep, c), max(keep, c)))
+            x = score(u)
+            if mergeable(x):
+                heapq.heappush(heap, (-x, min(keep, c), max(keep, c)))
         adj[gone] = {}
     root = parent.copy()
     while True:  # parents point to smaller ids, so this converges
