@@ -29,33 +29,23 @@ from pathlib import Path
 
 import numpy as np
 
-COLUMNS = ("tracker alone", "tracks + joins", "tracks + joins + contacts", "2D + joins",
-           "2D + joins + contacts (default)")
+COLUMNS = {"tracker": "tracker alone", "tracker+joins": "tracks + joins",
+           "tracker+joins+contacts": "tracks + joins + contacts", "sections+joins": "2D + joins",
+           "sections+joins+contacts": "2D + joins + contacts (default)"}
 
 
 def link_five_ways(labels2d: np.ndarray, image: np.ndarray, gt: np.ndarray, voxel_size: tuple,
                    model=None) -> dict[str, tuple[float, float, float]]:
-    """VI split, VI merge and ARAND of the five linkings of one stack of 2D labels (:data:`COLUMNS`)."""
-    from dendrosam.reconstruct import evaluate
-    from dendrosam.reconstruct.joins import SectionObjectIds, default_join_model, learned_joins
-    from dendrosam.reconstruct.tracking import track
+    """VI split, VI merge and ARAND of the five linkings of one stack of 2D labels, by column name.
 
-    model = model or default_join_model()
-    tracked = track(labels2d, voxel_size)
-    tracks = np.asarray(tracked.labels)
-    ids = SectionObjectIds(labels2d)
-    sections = ids[:]
-    segs = [tracks]
-    for start, n in ((tracks, tracked.n_objects), (sections, ids.n_objects)):
-        for contacts in (False, True):
-            joined = learned_joins(labels2d, image, start, voxel_size, model, shifts=tracked.shifts,
-                                   n_objects=n, contacts=contacts)
-            segs.append(joined.lut[start])
-    out = {}
-    for name, seg in zip(COLUMNS, segs):
-        m = evaluate(gt, seg).to_dict()
-        out[name] = (m["voi_split"], m["voi_merge"], m["arand"])
-    return out
+    The recipe's own scoring (:func:`dendrosam.reconstruct.join_recipe.linking_scores`), which also
+    writes the model card's held-out figures.
+    """
+    from dendrosam.reconstruct.join_recipe import linking_scores
+    from dendrosam.reconstruct.joins import default_join_model
+
+    scores = linking_scores(image, gt, labels2d, voxel_size, model or default_join_model())
+    return {COLUMNS[k]: tuple(scores[k][m] for m in ("voi_split", "voi_merge", "arand")) for k in COLUMNS}
 
 
 def _print_row(name: str, row: dict) -> None:
@@ -90,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("data", nargs="?", type=Path, default=Path(default))
     parser.add_argument("--tiny", action="store_true", help="a small synthetic stack instead (seconds)")
     args = parser.parse_args(argv)
-    print("| held-out data, 2D masks | " + " | ".join(COLUMNS) + " |")
+    print("| held-out data, 2D masks | " + " | ".join(COLUMNS.values()) + " |")
     print("|---" * (len(COLUMNS) + 1) + "|")
     if args.tiny:
         from dendrosam.reconstruct import synthetic_em

@@ -64,28 +64,6 @@ class _Sections:
         return self._volume.section(int(z))
 
 
-def _relabel_graph(graph: Any, lut: Any, start: Any, volume: Any) -> None:
-    """Give the link graph's nodes ``(z, id2d)`` the 3D ids of the joined output.
-
-    ``start`` is the :class:`~dendrosam.reconstruct.joins.SectionObjectIds` the joins started from,
-    or None when they started from the tracker's objects (the nodes' ``label3d``).
-    """
-    from dendrosam.reconstruct.overlap import section_objects
-
-    by_z: dict = {}
-    for node in graph.nodes:
-        by_z.setdefault(int(node[0]), []).append(node)
-    for z, nodes in by_z.items():
-        if start is None:
-            for node in nodes:
-                graph.nodes[node]["label3d"] = int(lut[graph.nodes[node]["label3d"]])
-            continue
-        ids = section_objects(volume.section(z)).ids  # the order SectionObjectIds numbers them in
-        index = {int(v): k + 1 for k, v in enumerate(ids.tolist())}
-        for node in nodes:
-            graph.nodes[node]["label3d"] = int(lut[start.offsets[z] + index[int(node[1])]])
-
-
 def run_track(args: argparse.Namespace) -> int:
     """Track LABELS2D and write OUT; return the exit code."""
     import json
@@ -134,10 +112,17 @@ def run_track(args: argparse.Namespace) -> int:
         joined = learned_joins(_Sections(volume), _Sections(image), start, volume.voxel_size, join_model,
                                shifts=result.shifts, n_objects=getattr(start, "n_objects", n_objects),
                                contacts=args.contacts, linkage=args.linkage)
+        new_id = {}  # (z, id2d) -> joined 3D id, for the link graph
         for z in range(volume.shape[0]):
-            target[z] = joined.lut[np.asarray(start[z])]
+            if args.join_start == "sections":
+                ids, own = start.section(z)
+                new_id.update(((z, int(v)), int(joined.lut[start.offsets[z] + k + 1])) for k, v in enumerate(own))
+            else:
+                ids = np.asarray(target[z])
+            target[z] = joined.lut[ids]
         n_objects = joined.n_objects
-        _relabel_graph(result.graph, joined.lut, start if args.join_start == "sections" else None, volume)
+        for node, attrs in result.graph.nodes(data=True):  # the graph's 3D ids follow the joins
+            attrs["label3d"] = new_id.get(node) or int(joined.lut[attrs["label3d"]])
     doc = {
         "voxel_size_nm": list(volume.voxel_size),
         "n_objects": n_objects,

@@ -337,14 +337,18 @@ class SectionObjectIds:
         if isinstance(index, slice):
             zs = range(*index.indices(self.shape[0]))
             return np.stack([self[z] for z in zs]) if len(zs) else np.zeros((0, *self.shape[1:]), self.dtype)
-        z = int(index)
+        return self.section(index)[0]
+
+    def section(self, z: int) -> tuple[np.ndarray, np.ndarray]:
+        """Section ``z`` as its ids here, and the 2D labels' own ids of objects ``offsets[z] + 1, ...``."""
+        z = int(z)
         if not -self.shape[0] <= z < self.shape[0]:
-            raise IndexError(f"section {index} of {self.shape[0]}")
+            raise IndexError(f"section {z} of {self.shape[0]}")
         z %= self.shape[0]
-        dense = section_objects(read_section(self._labels, z)).dense
-        out = dense.astype(self.dtype)
-        out[dense > 0] += self.dtype.type(self.offsets[z])
-        return out
+        objects = section_objects(read_section(self._labels, z))
+        out = objects.dense.astype(self.dtype)
+        out[objects.dense > 0] += self.dtype.type(self.offsets[z])
+        return out, objects.ids
 
 
 def learned_joins(

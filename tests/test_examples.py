@@ -72,7 +72,7 @@ def test_joins_quality_links_one_stack_five_ways(tmp_path):
     model = JoinModel(np.zeros(n), np.ones(n), (((w, np.array([-25.0])),),), {})
     image = np.random.default_rng(0).random(gt.shape)
     rows = module.link_five_ways(labels2d, image, gt, (40.0, 10.0, 10.0), model)
-    assert list(rows) == list(module.COLUMNS)
+    assert list(rows) == list(module.COLUMNS.values())
     assert all(v == (0.0, 0.0, 0.0) for v in rows.values())
     proc = subprocess.run([sys.executable, str(EXAMPLES / "joins_quality.py"), "--tiny"], capture_output=True,
                           text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
