@@ -108,8 +108,9 @@ def run_track(args: argparse.Namespace) -> int:
     if image is not None:
         from dendrosam.reconstruct.joins import SectionObjectIds, learned_joins
 
-        start = SectionObjectIds(_Sections(volume)) if args.join_start == "sections" else target
-        joined = learned_joins(_Sections(volume), _Sections(image), start, volume.voxel_size, join_model,
+        sections = _Sections(volume)  # one view: the joins know each 2D object is its own start then
+        start = SectionObjectIds(sections) if args.join_start == "sections" else target
+        joined = learned_joins(sections, _Sections(image), start, volume.voxel_size, join_model,
                                shifts=result.shifts, n_objects=getattr(start, "n_objects", n_objects),
                                contacts=args.contacts, linkage=args.linkage)
         new_id = {}  # (z, id2d) -> joined 3D id, for the link graph

@@ -43,13 +43,11 @@ from typing import Any
 
 import numpy as np
 
-from dendrosam.errors import CheckpointError, ConfigError, LabelError
+from dendrosam.errors import CheckpointError, ConfigError
 
 from .config import LINKAGES
 from .join_contacts import CONTACT_FEATURE_NAMES, DEFAULT_REACH_NM, ContactTable, contact_tables
-from .join_features import FEATURE_NAMES, iter_pair_tables
-from .overlap import section_objects
-from .track_scan import read_section
+from .join_features import FEATURE_NAMES, SectionObjectIds, iter_pair_tables
 
 __all__ = ["JoinModel", "JoinResult", "SectionObjectIds", "average_agglomeration", "additive_agglomeration",
            "learned_joins", "default_join_model", "load_join_model", "DEFAULT_JOIN_MODEL"]
@@ -293,62 +291,6 @@ class JoinResult:
     n_objects: int
     n_pairs: int
     n_contacts: int = 0
-
-
-class SectionObjectIds:
-    """Every 2D object of a stack as a 3D object of its own: a lazy (Z, Y, X) label view.
-
-    Section ``z`` reads as its 2D objects numbered in order of their first pixel, plus the number of
-    objects in the sections before it, so ids run ``1..n_objects`` over the stack in order of first
-    voxel and 0 stays background. Pass it to :func:`learned_joins` as the starting objects (the
-    pipeline's ``joins.start = "sections"``) and apply the result section by section:
-    ``result.lut[ids[z]]``. Building it reads every section once (to count its objects); each read
-    renumbers one section again, so memory does not grow with depth.
-
-    Parameters
-    ----------
-    labels2d : array-like
-        (Z, Y, X) per-section instance labels, 0 = background (ids independent per section).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> ids = SectionObjectIds(np.array([[[0, 7, 7]], [[5, 0, 9]]]))
-    >>> ids.n_objects, ids[1].tolist(), ids[:].shape
-    (3, [[2, 0, 3]], (2, 1, 3))
-    """
-
-    def __init__(self, labels2d: Any) -> None:
-        shape = tuple(int(n) for n in labels2d.shape)
-        if len(shape) != 3:
-            raise LabelError(f"labels2d must be (Z, Y, X), got shape {shape}")
-        self._labels = labels2d
-        counts = np.array([section_objects(read_section(labels2d, z)).n for z in range(shape[0])], np.int64)
-        self.offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-        self.n_objects = int(counts.sum())
-        self.shape = shape
-        self.ndim = 3
-        self.dtype = np.dtype(np.uint32 if self.n_objects < 2**32 else np.uint64)
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __getitem__(self, index: Any) -> np.ndarray:
-        if isinstance(index, slice):
-            zs = range(*index.indices(self.shape[0]))
-            return np.stack([self[z] for z in zs]) if len(zs) else np.zeros((0, *self.shape[1:]), self.dtype)
-        return self.section(index)[0]
-
-    def section(self, z: int) -> tuple[np.ndarray, np.ndarray]:
-        """Section ``z`` as its ids here, and the 2D labels' own ids of objects ``offsets[z] + 1, ...``."""
-        z = int(z)
-        if not -self.shape[0] <= z < self.shape[0]:
-            raise IndexError(f"section {z} of {self.shape[0]}")
-        z %= self.shape[0]
-        objects = section_objects(read_section(self._labels, z))
-        out = objects.dense.astype(self.dtype)
-        out[objects.dense > 0] += self.dtype.type(self.offsets[z])
-        return out, objects.ids
 
 
 def learned_joins(
