@@ -48,6 +48,13 @@ class SegmentConfig:
         objects have no row in the prompt table.
     fill_seed_distance : int
         Smallest distance between two new fill objects' seeds (pixels).
+    cut : bool
+        Cut each painted mask where it holds several bright cell interiors, before the fill
+        (:func:`dendrosam.segment.masks.split_at_interiors`): a mask that leaked across a
+        membrane becomes pieces that linking can keep apart. The largest piece keeps the
+        prompt's id; the other pieces have no row in the prompt table.
+    cut_h : float
+        Smallest interior height (standard deviations of the smoothed section) that seeds a cut.
     precision : {"auto", "float32", "bfloat16", "float16"}
         SAM compute precision (:func:`dendrosam.segment.device.autocast_dtype`): ``"auto"`` is
         float32 on the CPU and bf16/fp16 on CUDA; ``"bfloat16"`` speeds up CPUs with native bf16.
@@ -68,6 +75,8 @@ class SegmentConfig:
     precision: str = "auto"
     fill: bool = False
     fill_seed_distance: int = 3
+    cut: bool = False
+    cut_h: float = 1.5
 
 
 @dataclass(frozen=True)
@@ -163,7 +172,7 @@ def segment_slices(
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from dendrosam.segment.masks import fill_unlabelled, masks_to_labels
+    from dendrosam.segment.masks import fill_unlabelled, masks_to_labels, split_at_interiors
     from dendrosam.segment.predict import predict_masks, prompt_extents
 
     from dendrosam.segment.device import autocast_dtype
@@ -171,6 +180,8 @@ def segment_slices(
     autocast_dtype(sam.device, config.precision)  # a wrong precision fails before any work
     if config.batch_size is not None and config.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {config.batch_size}")
+    if not config.cut_h > 0:
+        raise ConfigError(f"--cut-h must be > 0, got {config.cut_h}")
     if config.overlap not in OVERLAP_MODES:
         raise ConfigError(f"overlap: {config.overlap!r} is not one of {', '.join(OVERLAP_MODES)}")
     if prompts not in PROMPT_MODES:
@@ -200,6 +211,8 @@ def segment_slices(
         lut = np.concatenate([[0], ids]).astype(np.uint32)
         lab = lut[lab]
         kept = np.isin(ids, np.unique(lab[lab > 0]))
+        if config.cut:
+            lab = split_at_interiors(lab, section, h=config.cut_h)
         if config.fill:
             lab = fill_unlabelled(lab, section, seed_distance=config.fill_seed_distance)
         labels[z] = lab

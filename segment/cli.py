@@ -45,6 +45,10 @@ def register(subparsers) -> None:
     p.add_argument("--conf", type=float, default=0.25, help="detector score threshold")
     p.add_argument("--fill", action="store_true",
                    help="dense labels: unlabelled pixels become new objects (seeded watershed)")
+    p.add_argument("--cut", action="store_true",
+                   help="cut masks that hold several bright cell interiors into pieces (before --fill)")
+    p.add_argument("--cut-h", type=float, default=1.5,
+                   help="smallest interior height that seeds a cut, in SD of the smoothed section (default 1.5)")
     p.add_argument("--overlap", default="score", choices=OVERLAP_MODES,
                    help="which mask owns pixels several masks claim: the higher-scored (default) or the smaller")
     p.add_argument("--z-range", type=int, nargs=2, metavar=("A", "B"), help="sections A..B-1")
@@ -95,7 +99,7 @@ def _run_segment(args: argparse.Namespace) -> int:
     res = segment_slices(images, sam, det, prompts=args.prompts, gt=gt, pixel_nm=in_plane_nm(vol.voxel_size),
                          config=SegmentConfig(batch_size=args.batch_size, conf=args.conf,
                                               precision=args.precision, fill=args.fill,
-                                              overlap=args.overlap))
+                                              cut=args.cut, cut_h=args.cut_h, overlap=args.overlap))
     out = Path(args.out)
     write_ome_zarr(out, images, voxel_size=vol.voxel_size, labels={"sections": res.labels},
                    overwrite=args.overwrite)

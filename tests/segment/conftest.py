@@ -37,3 +37,26 @@ def blobs() -> tuple[np.ndarray, np.ndarray]:
             gt[z][(yy - cy - z) ** 2 + (xx - cx) ** 2 <= r * r] = k * 10
     img = np.where(gt > 0, 60, 200).astype(np.uint8)
     return img, gt
+
+
+@pytest.fixture
+def whole_box_masks(monkeypatch):
+    """SAM answers each box prompt with the whole box (so masks are known without a trained SAM)."""
+    from dendrosam.segment import predict
+
+    def whole_boxes(sam, section, boxes=None, **kw):
+        yxyx = np.asarray(boxes, np.int64)[:, [1, 0, 3, 2]]
+        crops = tuple(np.ones((y1 - y0, x1 - x0), bool) for y0, x0, y1, x1 in yxyx)
+        ones = np.ones(len(crops), np.float32)
+        return predict.PromptedMasks(crops, yxyx, ones, section.shape, ones)
+
+    monkeypatch.setattr(predict, "predict_masks", whole_boxes)
+
+
+@pytest.fixture
+def blobs_two_interiors(blobs):
+    """:func:`blobs` with two bright interiors inside disc 20 (at (y, x) = (59, 81) and (59, 98))."""
+    img, gt = blobs
+    img = img.copy()
+    img[:, 58:61, 80:83] = img[:, 58:61, 97:100] = 255
+    return img, gt

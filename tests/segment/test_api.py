@@ -100,3 +100,30 @@ def test_fill_makes_labels_dense_and_keeps_prompted_masks(tiny_sam, blobs):
     for z in range(3):  # new objects are numbered after the prompts' ids
         new = np.setdiff1d(np.unique(dense.labels[z]), np.unique(sparse.labels[z]))
         assert new.size and new.min() > sparse.labels[z].max()
+
+
+def test_cut_splits_masks_into_pieces_before_the_fill(tiny_sam, blobs_two_interiors, whole_box_masks):
+    from dendrosam.errors import ConfigError
+    from dendrosam.segment.masks import split_at_interiors
+
+    img, gt = blobs_two_interiors
+    whole = segment_slices(img, tiny_sam, prompts="gt-boxes", gt=gt, progress=False)
+    cut = segment_slices(img, tiny_sam, prompts="gt-boxes", gt=gt, progress=False,
+                         config=SegmentConfig(cut=True, cut_h=0.5))
+    dense = segment_slices(img, tiny_sam, prompts="gt-boxes", gt=gt, progress=False,
+                           config=SegmentConfig(cut=True, cut_h=0.5, fill=True, fill_seed_distance=8))
+    assert cut.table.equals(whole.table)  # the largest piece keeps the prompt's id
+    n_pieces = 0
+    for z in range(len(img)):
+        expected = split_at_interiors(whole.labels[z], img[z], h=0.5)
+        assert np.array_equal(cut.labels[z], expected)
+        assert set(np.unique(whole.labels[z])) <= set(np.unique(cut.labels[z]))
+        n_pieces += len(np.unique(cut.labels[z])) - len(np.unique(whole.labels[z]))
+        painted = cut.labels[z] > 0
+        assert np.array_equal(dense.labels[z][painted], cut.labels[z][painted])  # fill after the cut
+    assert n_pieces == 3  # one per section: the two interiors of disc 20 are now apart
+    assert (whole.labels[:, 59, 81] == whole.labels[:, 59, 98]).all()
+    assert (cut.labels[:, 59, 81] != cut.labels[:, 59, 98]).all()
+    with pytest.raises(ConfigError, match="--cut-h must be > 0"):
+        segment_slices(img, tiny_sam, prompts="gt-boxes", gt=gt, config=SegmentConfig(cut=True, cut_h=0),
+                       progress=False)

@@ -91,6 +91,7 @@ def test_cli_segment_voxel_size_reaches_the_output(stack_files, blobs, tiny_sam,
     (["--voxel-size", "40", "0", "8"], "--voxel-size"),
     (["--precision", "float16", "--voxel-size", "40", "8", "8"], "float16 needs a CUDA device"),
     (["--batch-size", "0", "--voxel-size", "40", "8", "8"], "--batch-size must be >= 1"),
+    (["--cut", "--cut-h", "0", "--voxel-size", "40", "8", "8"], "--cut-h must be > 0"),
 ])
 def test_cli_segment_bad_options_are_one_line(stack_files, capsys, extra, message):
     from dendrosam.cli import main
@@ -101,6 +102,27 @@ def test_cli_segment_bad_options_are_one_line(stack_files, capsys, extra, messag
                  "--device", "cpu", *extra])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and message in err[0], err
+
+
+def test_cli_segment_cut_and_fill(stack_files, tiny_sam, blobs_two_interiors, whole_box_masks):
+    import tifffile
+
+    from dendrosam.cli import main
+    from dendrosam.reconstruct import open_volume
+    from dendrosam.segment.api import SegmentConfig, segment_slices
+
+    img, gt = blobs_two_interiors
+    d = stack_files
+    tifffile.imwrite(d / "raw.tif", img, photometric="minisblack")
+    code = main(["segment", str(d / "raw.tif"), "--out", str(d / "seg.zarr"), "--prompts", "gt-boxes",
+                 "--gt", str(d / "gt.tif"), "--sam", str(d / "tiny.pt"), "--device", "cpu",
+                 "--voxel-size", "40", "8", "8", "--cut", "--cut-h", "0.5", "--fill"])
+    assert code == 0
+    got = np.asarray(open_volume(f"{d}/seg.zarr/labels/sections").data[:])
+    ref = segment_slices(img, tiny_sam, prompts="gt-boxes", gt=gt, progress=False,
+                         config=SegmentConfig(cut=True, cut_h=0.5, fill=True))
+    assert np.array_equal(got, ref.labels) and (got > 0).all()
+    assert (got[:, 59, 81] != got[:, 59, 98]).all()  # cut apart
 
 
 def test_cli_benchmark_models(stack_files, capsys):
