@@ -9,13 +9,16 @@ DATA_DIR holds ``medulla_fib/`` and ``isbi2012_sstem/`` (default: $DENDROSAM_SHA
 ``../shared/data`` beside the repository). Held-out data, which none of the shipped models saw: the
 medulla crop ``[::4, :, 125:]`` (40 nm sections, the bundled demo crop) and ISBI 2012 sections 16-19.
 Each row segments the sections once with the shipped detector + SAM (the pipeline's
-``_segment_block``, with the row's ``segment`` settings) and then links the same 2D labels five ways:
+``_segment_block``, with the row's ``segment`` settings) and then links the same 2D labels six ways:
 
 * the tracker alone;
 * the shipped join model starting from the tracker's 3D objects, without and with contacts
   (``joins.start = "tracks"``);
 * the same model starting from every 2D object on its own, without and with contacts
-  (``joins.start = "sections"``; with contacts is the pipeline's default).
+  (``joins.start = "sections"``; with contacts is the pipeline's default);
+
+all with the pipeline's default agglomeration (``joins.linkage = "average"``), and last the
+default linking with greedy additive edge contraction instead (``"additive"``, GAEC).
 
 Figures: VI split / VI merge / adapted Rand error (``dendrosam.reconstruct.evaluate``, GT
 background ignored).
@@ -31,12 +34,13 @@ import numpy as np
 
 COLUMNS = {"tracker": "tracker alone", "tracker+joins": "tracks + joins",
            "tracker+joins+contacts": "tracks + joins + contacts", "sections+joins": "2D + joins",
-           "sections+joins+contacts": "2D + joins + contacts (default)"}
+           "sections+joins+contacts": "2D + joins + contacts (default)",
+           "sections+joins+contacts+additive": "same, GAEC"}
 
 
-def link_five_ways(labels2d: np.ndarray, image: np.ndarray, gt: np.ndarray, voxel_size: tuple,
-                   model=None) -> dict[str, tuple[float, float, float]]:
-    """VI split, VI merge and ARAND of the five linkings of one stack of 2D labels, by column name.
+def link_six_ways(labels2d: np.ndarray, image: np.ndarray, gt: np.ndarray, voxel_size: tuple,
+                  model=None) -> dict[str, tuple[float, float, float]]:
+    """VI split, VI merge and ARAND of the six linkings of one stack of 2D labels, by column name.
 
     The recipe's own scoring (:func:`dendrosam.reconstruct.join_recipe.linking_scores`), which also
     writes the model card's held-out figures.
@@ -44,7 +48,7 @@ def link_five_ways(labels2d: np.ndarray, image: np.ndarray, gt: np.ndarray, voxe
     from dendrosam.reconstruct.join_recipe import linking_scores
     from dendrosam.reconstruct.joins import default_join_model
 
-    scores = linking_scores(image, gt, labels2d, voxel_size, model or default_join_model())
+    scores = linking_scores(image, gt, labels2d, voxel_size, model or default_join_model(), linkage="average")
     return {COLUMNS[k]: tuple(scores[k][m] for m in ("voi_split", "voi_merge", "arand")) for k in COLUMNS}
 
 
@@ -87,14 +91,14 @@ def main(argv: list[str] | None = None) -> int:
 
         synth = synthetic_em(shape=(8, 64, 64), voxel_size=(40.0, 15.0, 15.0), n_dendrites=2, seed=1, n_glia=0)
         gt = np.asarray(synth.objects)
-        _print_row("synthetic, GT ids per section", link_five_ways(gt, np.asarray(synth.raw), gt, synth.voxel_size))
+        _print_row("synthetic, GT ids per section", link_six_ways(gt, np.asarray(synth.raw), gt, synth.voxel_size))
         return 0
     from dendrosam.reconstruct.config import SegmentSettings
     from dendrosam.reconstruct.pipeline import _segment_block
 
     for name, raw, gt, vs, kw in _held_out(args.data):
         labels, _ = _segment_block(raw, None, SegmentSettings(device="cpu", **kw), 0, vs)
-        _print_row(name, link_five_ways(labels, raw, gt, vs))
+        _print_row(name, link_six_ways(labels, raw, gt, vs))
     return 0
 
 

@@ -110,6 +110,14 @@ class SegmentSettings:
         training half and on the held-out crop (README); ``false`` keeps only the prompted masks.
     fill_seed_distance : int
         Smallest distance between two fill seeds (pixels).
+    cut : bool
+        Cut each SAM mask where it holds several bright cell interiors, before the fill
+        (:func:`dendrosam.segment.masks.split_at_interiors`). Off by default: the shipped joins were
+        trained on uncut masks, and joins retrained on cut masks were better on some validation
+        folds and held-out sets and worse on others (README); train your own joins on cut masks
+        (``dendrosam train-joins``) before turning it on.
+    cut_h : float
+        Smallest interior height that seeds a cut (standard deviations of the smoothed section).
     overlap : str
         Which mask owns pixels several masks claim: ``"score"`` (SAM's predicted IoU) or
         ``"smaller"`` (:func:`dendrosam.segment.masks.masks_to_labels`).
@@ -128,6 +136,8 @@ class SegmentSettings:
     max_det: int = 1000
     fill: bool = True
     fill_seed_distance: int = 3
+    cut: bool = False
+    cut_h: float = 1.5
     overlap: str = "score"
 
     def __post_init__(self) -> None:
@@ -146,6 +156,8 @@ class SegmentSettings:
             raise ConfigError(f"segment.fill_seed_distance must be >= 1, got {self.fill_seed_distance}")
         if self.max_det < 1:
             raise ConfigError(f"segment.max_det must be >= 1, got {self.max_det}")
+        if not (math.isfinite(self.cut_h) and self.cut_h > 0):
+            raise ConfigError(f"segment.cut_h must be > 0, got {self.cut_h}")
 
 
 @dataclass(frozen=True)

@@ -54,26 +54,34 @@ def _masks(raw: np.ndarray, voxel_size: tuple) -> tuple[np.ndarray, np.ndarray]:
     return labels, np.stack([fill_unlabelled(labels[z], raw[z]) for z in range(len(raw))])
 
 
-def linking_scores(raw: np.ndarray, gt: np.ndarray, labels: np.ndarray, vs: tuple, model: Any) -> dict:
-    """VI split / merge and ARAND (3 decimals) of five linkings of one stack of 2D labels.
+def linking_scores(raw: np.ndarray, gt: np.ndarray, labels: np.ndarray, vs: tuple, model: Any,
+                   linkage: str | None = None) -> dict:
+    """VI split / merge and ARAND (3 decimals) of six linkings of one stack of 2D labels.
 
     ``tracker`` (the tracker alone), ``tracker+joins`` and ``tracker+joins+contacts`` (the joins
     starting from the tracker's objects), ``sections+joins`` and ``sections+joins+contacts`` (starting
-    from every 2D object; the pipeline's default is the last).
+    from every 2D object; the pipeline's default is the last), all with ``linkage`` (default: the
+    pipeline's, ``JoinSettings().linkage``), and ``sections+joins+contacts+<other>``: the default
+    linking with the other linkage rule.
     """
+    from .config import LINKAGES, JoinSettings
     from .evaluation import evaluate
     from .joins import SectionObjectIds, learned_joins
     from .tracking import track
 
+    linkage = linkage or JoinSettings().linkage
     tracked = track(labels, vs)
     lab3d = np.asarray(tracked.labels)
     sections = SectionObjectIds(labels)
     segs = {"tracker": lab3d}
-    for start, ids, n in (("tracker", lab3d, tracked.n_objects), ("sections", sections[:], sections.n_objects)):
-        for suffix, contacts in (("+joins", False), ("+joins+contacts", True)):
-            joined = learned_joins(labels, raw, ids, vs, model, shifts=tracked.shifts, n_objects=n,
-                                   contacts=contacts)
-            segs[start + suffix] = joined.lut[ids]
+    runs = [("tracker", lab3d, tracked.n_objects, c, linkage, "") for c in (False, True)]
+    runs += [("sections", sections[:], sections.n_objects, c, linkage, "") for c in (False, True)]
+    runs += [("sections", sections[:], sections.n_objects, True, other, "+" + other)
+             for other in LINKAGES if other != linkage]
+    for start, ids, n, contacts, rule, suffix in runs:
+        joined = learned_joins(labels, raw, ids, vs, model, shifts=tracked.shifts, n_objects=n,
+                               contacts=contacts, linkage=rule)
+        segs[start + ("+joins+contacts" if contacts else "+joins") + suffix] = joined.lut[ids]
     out = {}
     for name, seg in segs.items():
         m = evaluate(gt, seg).to_dict()
@@ -117,8 +125,11 @@ def heldout_scores(data: Path, model: Any) -> dict:
     raw = tifffile.imread(med / "raw_z000-124.ome.tif")[::4, :, 125:]
     gt = tifffile.imread(med / "neurons_z000-124.ome.tif")[::4, :, 125:]
     labels, filled = _masks(raw, (40.0, 10.0, 10.0))
+    from .config import JoinSettings
+
     return {HELDOUT: linking_scores(raw, gt, labels, (40.0, 10.0, 10.0), model),
-            HELDOUT + "+fill": linking_scores(raw, gt, filled, (40.0, 10.0, 10.0), model)}
+            HELDOUT + "+fill": linking_scores(raw, gt, filled, (40.0, 10.0, 10.0), model),
+            "heldout_linkage": JoinSettings().linkage}
 
 
 def refresh_card(data: Path, models: Path, command: str) -> dict:

@@ -51,7 +51,7 @@ def test_tracker_quality_gt_continuity_counts_inner_endings():
     assert module.gt_continuity(gt) == [(1, 1, 1), (2, 0, 0)]
 
 
-def test_joins_quality_links_one_stack_five_ways(tmp_path):
+def test_joins_quality_links_one_stack_six_ways(tmp_path):
     """Two straight tubes in perfect 2D labels: every linking recovers them exactly (VI 0, ARAND 0)."""
     import importlib.util
 
@@ -71,7 +71,7 @@ def test_joins_quality_links_one_stack_five_ways(tmp_path):
     w[0, FEATURE_NAMES.index("iou")] = 50.0  # joins pairs with IoU > 0.5
     model = JoinModel(np.zeros(n), np.ones(n), (((w, np.array([-25.0])),),), {})
     image = np.random.default_rng(0).random(gt.shape)
-    rows = module.link_five_ways(labels2d, image, gt, (40.0, 10.0, 10.0), model)
+    rows = module.link_six_ways(labels2d, image, gt, (40.0, 10.0, 10.0), model)
     assert list(rows) == list(module.COLUMNS.values())
     assert all(v == (0.0, 0.0, 0.0) for v in rows.values())
     proc = subprocess.run([sys.executable, str(EXAMPLES / "joins_quality.py"), "--tiny"], capture_output=True,

@@ -31,6 +31,7 @@ def test_demo_runs_the_whole_pipeline_and_compares_with_the_baseline(tmp_path, c
     # the pipeline row is what the shipped join model's card reports for this crop with the pipeline's
     # default masks and joins (its recipe's own scoring)
     defaults = PipelineConfig()
+    assert default_join_model().card["heldout_linkage"] == defaults.joins.linkage
     card = default_join_model().card["heldout_medulla[::4,:,125:]" + ("+fill" if defaults.segment.fill else "")]
     start = "sections" if defaults.joins.start == "sections" else "tracker"
     row = card[start + ("+joins+contacts" if defaults.joins.contacts else "+joins")]

@@ -176,3 +176,21 @@ def test_training_pixel_size_comes_from_metadata_or_the_override(tmp_path):
     assert _file_pixel_nm(str(stated), None) == pytest.approx(6.0)  # sqrt(4 * 9)
     assert _file_pixel_nm(str(tmp_path / "plain.tif"), None) is None
     assert _file_pixel_nm(str(tmp_path / "plain.tif"), 12.5) == 12.5
+
+
+def test_run_settings_cut_reaches_the_segmenter(stack_files, tiny_sam, blobs_two_interiors, whole_box_masks):
+    """`segment.cut` / `cut_h` of a run's config give the same 2D labels as the segment stage's options."""
+    from dendrosam.reconstruct.config import SegmentSettings
+    from dendrosam.reconstruct.pipeline import _segment_block
+    from dendrosam.segment.api import SegmentConfig, segment_slices
+
+    img, gt = blobs_two_interiors
+    settings = SegmentSettings(sam=str(stack_files / "tiny.pt"), device="cpu", prompts="gt-boxes", fill=False,
+                               cut=True, cut_h=0.5)
+    labels, table = _segment_block(img, gt, settings, 0)
+    ref = segment_slices(img, tiny_sam, prompts="gt-boxes", gt=gt, progress=False,
+                         config=SegmentConfig(cut=True, cut_h=0.5, conf=settings.conf))
+    assert np.array_equal(labels, ref.labels) and (labels[:, 59, 81] != labels[:, 59, 98]).all()
+    uncut, _ = _segment_block(img, gt, SegmentSettings(sam=str(stack_files / "tiny.pt"), device="cpu",
+                                                       prompts="gt-boxes", fill=False), 0)
+    assert (uncut[:, 59, 81] == uncut[:, 59, 98]).all()  # off by default
