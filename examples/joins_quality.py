@@ -52,7 +52,7 @@ def link_six_ways(labels2d: np.ndarray, image: np.ndarray, gt: np.ndarray, voxel
     return {COLUMNS[k]: tuple(scores[k][m] for m in ("voi_split", "voi_merge", "arand")) for k in COLUMNS}
 
 
-def _print_row(name: str, row: dict) -> None:
+def print_row(name: str, row: dict) -> None:
     cells = " | ".join(f"{s:.3f} / {m:.3f} / {a:.3f}" for s, m, a in row.values())
     print(f"| {name} | {cells} |", flush=True)
 
@@ -91,14 +91,14 @@ def main(argv: list[str] | None = None) -> int:
 
         synth = synthetic_em(shape=(8, 64, 64), voxel_size=(40.0, 15.0, 15.0), n_dendrites=2, seed=1, n_glia=0)
         gt = np.asarray(synth.objects)
-        _print_row("synthetic, GT ids per section", link_six_ways(gt, np.asarray(synth.raw), gt, synth.voxel_size))
+        print_row("synthetic, GT ids per section", link_six_ways(gt, np.asarray(synth.raw), gt, synth.voxel_size))
         return 0
     from dendrosam.reconstruct.config import SegmentSettings
     from dendrosam.reconstruct.pipeline import _segment_block
 
     for name, raw, gt, vs, kw in _held_out(args.data):
         labels, _ = _segment_block(raw, None, SegmentSettings(device="cpu", **kw), 0, vs)
-        _print_row(name, link_six_ways(labels, raw, gt, vs))
+        print_row(name, link_six_ways(labels, raw, gt, vs))
     return 0
 
 

@@ -30,7 +30,8 @@ import numpy as np
 
 from .join_training import JoinExamples, contact_examples, join_examples, train_join_model
 
-__all__ = ["default_joins_run", "heldout_scores", "linking_scores", "refresh_card", "DEFAULT_JOIN_SAMPLES"]
+__all__ = ["default_joins_run", "heldout_scores", "linking_scores", "load_samples", "refresh_card",
+           "validation_folds", "DEFAULT_JOIN_SAMPLES"]
 
 # (name, folder, raw file, label file, region, voxel size (z, y, x) nm)
 DEFAULT_JOIN_SAMPLES: tuple = tuple(
@@ -43,15 +44,71 @@ DEFAULT_JOIN_SAMPLES: tuple = tuple(
 )
 
 
-def _masks(raw: np.ndarray, voxel_size: tuple) -> tuple[np.ndarray, np.ndarray]:
-    """The 2D labels ``dendrosam run`` makes of ``raw`` with default settings, and their fill variant."""
+def _masks(raw: np.ndarray, voxel_size: tuple, cut_h: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The 2D labels ``dendrosam run`` makes of ``raw`` with default settings, and their fill variant.
+
+    ``cut_h``: cut the masks at cell interiors first (``segment.cut`` with that ``cut_h``).
+    """
     from dendrosam.segment.masks import fill_unlabelled
 
     from .config import SegmentSettings
     from .pipeline import _segment_block
 
-    labels, _ = _segment_block(raw, None, SegmentSettings(device="cpu", fill=False), 0, voxel_size)
+    settings = SegmentSettings(device="cpu", fill=False, cut=cut_h is not None, cut_h=cut_h or 1.5)
+    labels, _ = _segment_block(raw, None, settings, 0, voxel_size)
     return labels, np.stack([fill_unlabelled(labels[z], raw[z]) for z in range(len(raw))])
+
+
+def load_samples(data: Path, samples: tuple = DEFAULT_JOIN_SAMPLES):
+    """Yield ``(name, raw, gt, voxel_size)`` of each training sample (:data:`DEFAULT_JOIN_SAMPLES`)."""
+    import tifffile
+
+    for name, folder, raw_f, lab_f, region, vs in samples:
+        yield name, tifffile.imread(data / folder / raw_f)[region], tifffile.imread(data / folder / lab_f)[region], vs
+
+
+def _examples(raw: np.ndarray, gt: np.ndarray, vs: tuple, variants: tuple) -> tuple[list, list]:
+    """Overlap and contact examples of each 2D label stack in ``variants`` (one stack each)."""
+    return ([join_examples(labels, raw, gt, vs) for labels in variants],
+            [contact_examples(labels, raw, gt, vs) for labels in variants])
+
+
+def validation_folds(samples, masks, folds: list[str], members: int = 5, steps: int = 1500) -> dict:
+    """Score joins trained without each validation sample on it: the README's fold tables.
+
+    Parameters
+    ----------
+    samples : iterable of (name, raw, gt, voxel_size)
+        The training data (:func:`load_samples`).
+    masks : callable
+        ``masks(raw, gt, voxel_size) -> (labels, filled)``: the 2D labels to train on (both) and to
+        score (``filled``, the pipeline's default), e.g. :func:`_masks` (``gt`` only for synthetic or
+        oracle masks).
+    folds : list of str
+        Names of the samples to hold out, one at a time.
+    members, steps : int
+        Training settings (the shipped model: 5, 1500).
+
+    Returns
+    -------
+    dict
+        ``{fold name: linking_scores(...)}`` for the model trained on every other sample.
+    """
+    data = []
+    for name, raw, gt, vs in samples:
+        variants = masks(raw, gt, vs)
+        data.append((name, raw, gt, vs, variants[-1], *_examples(raw, gt, vs, variants)))
+    missing = set(folds) - {d[0] for d in data}
+    if missing:
+        raise ValueError(f"no sample named {sorted(missing)}")
+    out = {}
+    for fold in folds:
+        rest = [d for d in data if d[0] != fold]
+        model = train_join_model(JoinExamples.concat([e for d in rest for e in d[5]]), members=members, steps=steps,
+                                 contacts=JoinExamples.concat([e for d in rest for e in d[6]]))
+        name, raw, gt, vs, filled = next(d for d in data if d[0] == fold)[:5]
+        out[fold] = linking_scores(raw, gt, filled, vs, model)
+    return out
 
 
 def linking_scores(raw: np.ndarray, gt: np.ndarray, labels: np.ndarray, vs: tuple, model: Any,
@@ -91,17 +148,14 @@ def linking_scores(raw: np.ndarray, gt: np.ndarray, labels: np.ndarray, vs: tupl
 
 def default_joins_run(data: Path, models: Path, command: str, members: int = 5, steps: int = 1500) -> dict:
     """Train the shipped join model on :data:`DEFAULT_JOIN_SAMPLES`; write it and its card to ``models``."""
-    import tifffile
-
     parts, touching, names = [], [], []
-    for name, folder, raw_f, lab_f, region, vs in DEFAULT_JOIN_SAMPLES:
-        raw = tifffile.imread(data / folder / raw_f)[region]
-        gt = tifffile.imread(data / folder / lab_f)[region]
-        for variant, labels in zip(("", "+fill"), _masks(raw, vs)):
-            parts.append(join_examples(labels, raw, gt, vs))
-            touching.append(contact_examples(labels, raw, gt, vs))
+    for name, raw, gt, vs in load_samples(data):
+        pairs, contacts = _examples(raw, gt, vs, _masks(raw, vs))
+        for variant, p, c in zip(("", "+fill"), pairs, contacts):
+            parts.append(p)
+            touching.append(c)
             names.append(name + variant)
-            print(f"{name}{variant}: {len(parts[-1].labels)} pairs, {len(touching[-1].labels)} contacts", flush=True)
+            print(f"{name}{variant}: {len(p.labels)} pairs, {len(c.labels)} contacts", flush=True)
     examples = JoinExamples.concat(parts)
     model = train_join_model(examples, members=members, steps=steps, contacts=JoinExamples.concat(touching),
                              card={"samples": names, "command": command, "stop": 0.5})

@@ -78,3 +78,33 @@ def test_joins_quality_links_one_stack_six_ways(tmp_path):
                           text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("|") == 3 * (len(module.COLUMNS) + 2) and "synthetic" in proc.stdout
+
+
+def test_join_folds_tiny_prints_one_fold_six_ways():
+    proc = subprocess.run([sys.executable, str(EXAMPLES / "join_folds.py"), "--tiny"], capture_output=True,
+                          text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = proc.stdout.strip().splitlines()
+    assert len(rows) == 3 and rows[2].startswith("| synthetic1 |")
+    assert rows[2].count("0.000 / 0.000 / 0.000") == 6  # perfect 2D labels: every linking is exact
+
+
+def test_validation_folds_train_without_the_fold(monkeypatch):
+    import numpy as np
+
+    from dendrosam.reconstruct import join_recipe
+
+    trained, scored = [], []
+    def examples(raw, gt, vs, variants):  # one example per unit of the sample's value
+        n = int(raw[0, 0, 0])
+        return ([join_recipe.JoinExamples(np.zeros((n, 1)), np.zeros(n), np.ones(n))],) * 2
+
+    monkeypatch.setattr(join_recipe, "_examples", examples)
+    monkeypatch.setattr(join_recipe, "train_join_model", lambda ex, **kw: trained.append(len(ex.labels)) or "m")
+    monkeypatch.setattr(join_recipe, "linking_scores", lambda raw, gt, lab, vs, model: scored.append(
+        int(raw[0, 0, 0])) or {"n": int(raw[0, 0, 0])})
+    samples = [(name, np.full((1, 2, 2), n), None, (1.0, 1.0, 1.0)) for name, n in (("a", 3), ("b", 5), ("c", 7))]
+    out = join_recipe.validation_folds(samples, lambda raw, gt, vs: (raw,), ["b", "a"])
+    assert trained == [3 + 7, 5 + 7] and scored == [5, 3] and out == {"b": {"n": 5}, "a": {"n": 3}}
+    with pytest.raises(ValueError, match=r"no sample named \['d'\]"):
+        join_recipe.validation_folds(samples, lambda raw, gt, vs: (raw,), ["d"])
