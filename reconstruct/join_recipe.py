@@ -54,7 +54,7 @@ def _masks(raw: np.ndarray, voxel_size: tuple, cut_h: float | None = None) -> tu
     from .config import SegmentSettings
     from .pipeline import _segment_block
 
-    settings = SegmentSettings(device="cpu", fill=False, cut=cut_h is not None, cut_h=cut_h or 1.5)
+    settings = SegmentSettings(device="cpu", fill=False, cut=cut_h is not None, cut_h=cut_h or SegmentSettings.cut_h)
     labels, _ = _segment_block(raw, None, settings, 0, voxel_size)
     return labels, np.stack([fill_unlabelled(labels[z], raw[z]) for z in range(len(raw))])
 
@@ -130,11 +130,11 @@ def linking_scores(raw: np.ndarray, gt: np.ndarray, labels: np.ndarray, vs: tupl
     tracked = track(labels, vs)
     lab3d = np.asarray(tracked.labels)
     sections = SectionObjectIds(labels)
+    every = sections[:]
     segs = {"tracker": lab3d}
     runs = [("tracker", lab3d, tracked.n_objects, c, linkage, "") for c in (False, True)]
-    runs += [("sections", sections[:], sections.n_objects, c, linkage, "") for c in (False, True)]
-    runs += [("sections", sections[:], sections.n_objects, True, other, "+" + other)
-             for other in LINKAGES if other != linkage]
+    runs += [("sections", every, sections.n_objects, c, linkage, "") for c in (False, True)]
+    runs += [("sections", every, sections.n_objects, True, other, "+" + other) for other in LINKAGES if other != linkage]
     for start, ids, n, contacts, rule, suffix in runs:
         joined = learned_joins(labels, raw, ids, vs, model, shifts=tracked.shifts, n_objects=n,
                                contacts=contacts, linkage=rule)
@@ -175,12 +175,12 @@ def heldout_scores(data: Path, model: Any) -> dict:
     """VI split / merge and ARAND of ``model`` on the held-out medulla crop, as card entries."""
     import tifffile
 
+    from .config import JoinSettings
+
     med = data / "medulla_fib"
     raw = tifffile.imread(med / "raw_z000-124.ome.tif")[::4, :, 125:]
     gt = tifffile.imread(med / "neurons_z000-124.ome.tif")[::4, :, 125:]
     labels, filled = _masks(raw, (40.0, 10.0, 10.0))
-    from .config import JoinSettings
-
     return {HELDOUT: linking_scores(raw, gt, labels, (40.0, 10.0, 10.0), model),
             HELDOUT + "+fill": linking_scores(raw, gt, filled, (40.0, 10.0, 10.0), model),
             "heldout_linkage": JoinSettings().linkage}
