@@ -53,8 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         masks = lambda raw, gt, vs: _masks(raw, vs, args.cut_h)  # noqa: E731
     print("| fold | " + " | ".join(COLUMNS.values()) + " |")
     print("|---" * (len(COLUMNS) + 1) + "|")
-    scores = validation_folds(samples, masks, folds, members, steps)
-    for fold, row in scores.items():
+    for fold, row in validation_folds(samples, masks, folds, members, steps):
         print_row(fold, {COLUMNS[k]: tuple(row[k][m] for m in ("voi_split", "voi_merge", "arand")) for k in COLUMNS})
     return 0
 

@@ -73,7 +73,7 @@ def _examples(raw: np.ndarray, gt: np.ndarray, vs: tuple, variants: tuple) -> tu
             [contact_examples(labels, raw, gt, vs) for labels in variants])
 
 
-def validation_folds(samples, masks, folds: list[str], members: int = 5, steps: int = 1500) -> dict:
+def validation_folds(samples, masks, folds: list[str], members: int = 5, steps: int = 1500):
     """Score joins trained without each validation sample on it: the README's fold tables.
 
     Parameters
@@ -89,10 +89,11 @@ def validation_folds(samples, masks, folds: list[str], members: int = 5, steps: 
     members, steps : int
         Training settings (the shipped model: 5, 1500).
 
-    Returns
-    -------
-    dict
-        ``{fold name: linking_scores(...)}`` for the model trained on every other sample.
+    Yields
+    ------
+    (str, dict)
+        Each fold's name and its :func:`linking_scores` for the model trained on every other sample,
+        as soon as the fold is done (a fold takes minutes: the training dominates).
     """
     data = []
     for name, raw, gt, vs in samples:
@@ -101,14 +102,12 @@ def validation_folds(samples, masks, folds: list[str], members: int = 5, steps: 
     missing = set(folds) - {d[0] for d in data}
     if missing:
         raise ValueError(f"no sample named {sorted(missing)}")
-    out = {}
     for fold in folds:
         rest = [d for d in data if d[0] != fold]
         model = train_join_model(JoinExamples.concat([e for d in rest for e in d[5]]), members=members, steps=steps,
                                  contacts=JoinExamples.concat([e for d in rest for e in d[6]]))
         name, raw, gt, vs, filled = next(d for d in data if d[0] == fold)[:5]
-        out[fold] = linking_scores(raw, gt, filled, vs, model)
-    return out
+        yield fold, linking_scores(raw, gt, filled, vs, model)
 
 
 def linking_scores(raw: np.ndarray, gt: np.ndarray, labels: np.ndarray, vs: tuple, model: Any,

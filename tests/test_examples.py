@@ -104,7 +104,7 @@ def test_validation_folds_train_without_the_fold(monkeypatch):
     monkeypatch.setattr(join_recipe, "linking_scores", lambda raw, gt, lab, vs, model: scored.append(
         int(raw[0, 0, 0])) or {"n": int(raw[0, 0, 0])})
     samples = [(name, np.full((1, 2, 2), n), None, (1.0, 1.0, 1.0)) for name, n in (("a", 3), ("b", 5), ("c", 7))]
-    out = join_recipe.validation_folds(samples, lambda raw, gt, vs: (raw,), ["b", "a"])
+    out = dict(join_recipe.validation_folds(samples, lambda raw, gt, vs: (raw,), ["b", "a"]))
     assert trained == [3 + 7, 5 + 7] and scored == [5, 3] and out == {"b": {"n": 5}, "a": {"n": 3}}
     with pytest.raises(ValueError, match=r"no sample named \['d'\]"):
-        join_recipe.validation_folds(samples, lambda raw, gt, vs: (raw,), ["d"])
+        next(join_recipe.validation_folds(samples, lambda raw, gt, vs: (raw,), ["d"]))
