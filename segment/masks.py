@@ -110,6 +110,16 @@ def masks_to_labels(
     return lut[pieces]
 
 
+def _section_inputs(labels, image, membranes: str) -> np.ndarray:
+    """``labels`` as an array, after checking it matches ``image`` and ``membranes`` is known."""
+    if membranes not in ("dark", "bright"):
+        raise ValueError(f"membranes must be 'dark' or 'bright', got {membranes!r}")
+    labels = np.asarray(labels)
+    if labels.shape != np.shape(image):
+        raise ValueError(f"labels {labels.shape} and image {np.shape(image)} differ in shape")
+    return labels
+
+
 def fill_unlabelled(
     labels: np.ndarray,
     image: np.ndarray,
@@ -156,11 +166,7 @@ def fill_unlabelled(
     from skimage.feature import peak_local_max
     from skimage.segmentation import watershed
 
-    if membranes not in ("dark", "bright"):
-        raise ValueError(f"membranes must be 'dark' or 'bright', got {membranes!r}")
-    labels = np.asarray(labels)
-    if labels.shape != np.shape(image):
-        raise ValueError(f"labels {labels.shape} and image {np.shape(image)} differ in shape")
+    labels = _section_inputs(labels, image, membranes)
     free = labels == 0
     if not free.any():
         return labels.astype(np.uint32)
@@ -199,10 +205,8 @@ def split_at_interiors(
 
     Parameters
     ----------
-    labels : ndarray of int, shape (Y, X)
-        Instance labels, 0 = unlabelled.
-    image : ndarray, shape (Y, X)
-        The section (any numeric dtype).
+    labels, image : ndarray, shape (Y, X)
+        Instance labels (0 = unlabelled) and the section, as in :func:`fill_unlabelled`.
     h : float
         Smallest height of an interior maximum, in standard deviations of the smoothed section;
         larger cuts less.
@@ -211,7 +215,7 @@ def split_at_interiors(
     min_piece : int
         Pieces with fewer pixels are not cut off.
     membranes : {"dark", "bright"}
-        Whether cell boundaries are dark (stained EM) or bright in ``image``.
+        As in :func:`fill_unlabelled`.
 
     Returns
     -------
@@ -228,11 +232,7 @@ def split_at_interiors(
     from skimage.morphology import h_maxima
     from skimage.segmentation import watershed
 
-    if membranes not in ("dark", "bright"):
-        raise ValueError(f"membranes must be 'dark' or 'bright', got {membranes!r}")
-    labels = np.asarray(labels)
-    if labels.shape != np.shape(image):
-        raise ValueError(f"labels {labels.shape} and image {np.shape(image)} differ in shape")
+    labels = _section_inputs(labels, image, membranes)
     if h <= 0:
         raise ValueError(f"h must be > 0, got {h}")
     fg = labels > 0
