@@ -2,7 +2,7 @@
 
 Usage::
 
-    python examples/join_folds.py [DATA_DIR]               # the four medulla folds, default masks (about 1 h on 2 cores)
+    python examples/join_folds.py [DATA_DIR]               # the four medulla folds, default masks (about 45 min, one core)
     python examples/join_folds.py DATA_DIR --cut-h 1.5     # the same with masks cut at cell interiors
     python examples/join_folds.py DATA_DIR --folds "gala[0::4]" "isbi[0:16]"
     python examples/join_folds.py --tiny                   # two small synthetic stacks (seconds)

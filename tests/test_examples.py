@@ -95,6 +95,7 @@ def test_validation_folds_train_without_the_fold(monkeypatch):
     from dendrosam.reconstruct import join_recipe
 
     trained, scored = [], []
+
     def examples(raw, gt, vs, variants):  # one example per unit of the sample's value
         n = int(raw[0, 0, 0])
         return ([join_recipe.JoinExamples(np.zeros((n, 1)), np.zeros(n), np.ones(n))],) * 2
