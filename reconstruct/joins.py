@@ -35,7 +35,6 @@ Examples
 
 from __future__ import annotations
 
-import heapq
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +44,7 @@ import numpy as np
 
 from dendrosam.errors import CheckpointError, ConfigError
 
+from .agglomerate import additive_agglomeration, agglomerate, average_agglomeration, logit
 from .config import LINKAGES
 from .join_contacts import CONTACT_FEATURE_NAMES, DEFAULT_REACH_NM, ContactTable, contact_tables
 from .join_features import FEATURE_NAMES, SectionObjectIds, iter_pair_tables
@@ -154,108 +154,6 @@ def load_join_model(name: str) -> JoinModel | None:
     return default_join_model() if name == "default" else JoinModel.load(name)
 
 
-def average_agglomeration(n: int, edges: np.ndarray, p: np.ndarray, w: np.ndarray,
-                          stop: float = 0.5) -> np.ndarray:
-    """Average-linkage agglomeration of a graph with weighted edge probabilities.
-
-    Parameters
-    ----------
-    n : int
-        Number of nodes ``0..n-1``.
-    edges : numpy.ndarray
-        (E, 2) node pairs (repeats and self-loops allowed; repeats are pooled).
-    p, w : numpy.ndarray
-        (E,) join probability and weight of each edge.
-    stop : float
-        Merge while the best cluster pair's weighted mean probability is ``>= stop``.
-
-    Returns
-    -------
-    numpy.ndarray
-        (n,) the smallest node of each node's cluster. Deterministic (ties: smaller ids first).
-    """
-    w = np.asarray(w, np.float64)
-    return _agglomerate(n, edges, w * np.asarray(p, np.float64), w, stop, mean=True)
-
-
-def additive_agglomeration(n: int, edges: np.ndarray, p: np.ndarray, w: np.ndarray,
-                           stop: float = 0.5) -> np.ndarray:
-    """Greedy additive edge contraction (GAEC, the multicut heuristic) on weighted log-odds.
-
-    Each edge costs ``w * (logit(p) - logit(stop))``; parallel edges add up, and the two
-    clusters with the largest summed cost are merged while it is positive. Unlike the average
-    linkage, a confident "two objects" edge (``p`` near 0) outweighs many mildly positive ones.
-    Same parameters and form of result as :func:`average_agglomeration`.
-
-    Examples
-    --------
-    >>> edges = np.array([[1, 2], [2, 3], [1, 3]]); p = np.array([0.9, 0.6, 0.01]); w = np.array([1, 10, 1])
-    >>> average_agglomeration(4, edges, p, w).tolist()    # {1,2}, then {1,2}-3: (6 + 0.01) / 11 >= 0.5
-    [0, 1, 1, 1]
-    >>> additive_agglomeration(4, edges, p, w).tolist()   # {2,3} (10 logit 0.6), then 1: logit 0.9 + logit 0.01 < 0
-    [0, 1, 2, 2]
-    """
-    w = np.asarray(w, np.float64)
-    return _agglomerate(n, edges, w * (_logit(p) - _logit(stop)), w, 0.0, mean=False)
-
-
-def _logit(p: Any) -> Any:
-    q = np.clip(np.asarray(p, np.float64), 1e-6, 1.0 - 1e-6)  # probabilities of exactly 0 or 1 stay finite
-    return np.log(q) - np.log1p(-q)
-
-
-def _agglomerate(n: int, edges: np.ndarray, num: np.ndarray, den: np.ndarray, stop: float, mean: bool) -> np.ndarray:
-    """Merge the cluster pair of largest ``num / den`` (``mean``) or ``num`` while ``>= stop`` (``> 0``)."""
-    parent = np.arange(n)
-    adj: list[dict[int, list[float]]] = [{} for _ in range(n)]
-    for (a, b), x, y in zip(np.asarray(edges).tolist(), np.asarray(num).tolist(), np.asarray(den).tolist()):
-        if a == b:
-            continue
-        s = adj[a].get(b)
-        if s is None:
-            s = adj[a][b] = adj[b][a] = [0.0, 0.0]
-        s[0] += x
-        s[1] += y
-
-    def score(s: list[float]) -> float:
-        return s[0] / s[1] if mean else s[0]
-
-    def mergeable(x: float) -> bool:
-        return x >= stop if mean else x > 0.0
-
-    # Only pairs that could merge now go on the heap: the loop would stop at the first one that
-    # cannot, so leaving those out changes no merge (a pair whose score rises later is pushed then).
-    heap = [(-x, a, b) for a in range(n) for b, s in adj[a].items()
-            if a < b and s[1] > 0 and mergeable(x := score(s))]
-    heapq.heapify(heap)
-    while heap:
-        neg, a, b = heapq.heappop(heap)
-        s = adj[a].get(b)
-        if s is None or score(s) != -neg:
-            continue  # stale entry: a or b was merged since
-        keep, gone = (a, b) if a < b else (b, a)
-        parent[gone] = keep
-        del adj[keep][gone], adj[gone][keep]
-        for c, t in adj[gone].items():
-            del adj[c][gone]
-            u = adj[keep].get(c)
-            if u is None:
-                u = adj[keep][c] = adj[c][keep] = t
-            else:
-                u[0] += t[0]
-                u[1] += t[1]
-            x = score(u)
-            if mergeable(x):
-                heapq.heappush(heap, (-x, min(keep, c), max(keep, c)))
-        adj[gone] = {}
-    root = parent.copy()
-    while True:  # parents point to smaller ids, so this converges
-        nxt = root[root]
-        if np.array_equal(nxt, root):
-            return root
-        root = nxt
-
-
 _POOL_EVERY = 1_000_000  # scored pairs held before they are pooled per object pair
 
 
@@ -346,7 +244,7 @@ def learned_joins(
         raise ConfigError(f"joins stop must be in (0, 1], got {stop}")
     if linkage not in LINKAGES:
         raise ConfigError(f"joins linkage must be one of {', '.join(LINKAGES)}, got {linkage!r}")
-    score = _logit if linkage == "additive" else (lambda p: p)  # what each pair adds, times its interface
+    score = logit if linkage == "additive" else (lambda p: p)  # what each pair adds, times its interface
     n_pairs = n_contacts = 0
     model = model or default_join_model()
     scorer = model.contacts if contacts else None
@@ -381,7 +279,7 @@ def learned_joins(
     if linkage == "average":
         root = average_agglomeration(n_objects + 1, e, swp / np.maximum(sw, 1e-300), sw, stop)
     else:  # the summed log-odds are pooled directly: the logit of a pooled mean is not their sum
-        root = _agglomerate(n_objects + 1, e, swp - sw * _logit(stop), sw, 0.0, mean=False)
+        root = agglomerate(n_objects + 1, e, swp - sw * logit(stop), sw, 0.0, mean=False)
     roots = np.unique(root[1:])  # cluster minima, in the input's id order
     lut = np.zeros(n_objects + 1, np.uint32)
     lut[1:] = np.searchsorted(roots, root[1:]) + 1

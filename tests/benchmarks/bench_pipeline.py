@@ -4,7 +4,9 @@ Run: ``python -m pytest tests/benchmarks/bench_pipeline.py -s``.
 
 * Memory: the whole pipeline (model-free ``threshold`` segmenter, so it runs in minutes) on a
   lazily read zarr stack of 100 and of 1000 sections of the same size, each in its own
-  subprocess; prints peak RSS (``ru_maxrss``) of both and their ratio (target <= 1.3).
+  subprocess; prints peak RSS (``VmHWM``) of both and their ratio (target <= 1.3). The learned joins run
+  too (``joins.model = "default"``; ``"auto"`` would skip them for this segmenter): their agglomeration is
+  global, about 130 bytes per object pair (``bench_joins.py``).
 * Speed-up: the segmentation stage (``run.json`` timing) on a local Dask cluster of 2 workers
   against 1 worker, same data, same run; prints the ratio (target >= 1.6 on 2 cores: measure on
   a quiet machine). Measured twice: with the product's segmenter (shipped YOLO + SAM on a
@@ -25,7 +27,7 @@ import numpy as np
 
 CHILD = textwrap.dedent(
     """
-    import resource, sys
+    import sys
     from dendrosam.reconstruct.config import config_from_dict
     from dendrosam.reconstruct.pipeline import reconstruct_volume
     if __name__ == "__main__":
@@ -35,9 +37,12 @@ CHILD = textwrap.dedent(
         cfg = config_from_dict({
             "segment": segment,
             "engine": {"workers": workers, "sections_per_task": spt, "block_sections": 32},
+            "joins": {"model": "default"},  # the default pipeline's global agglomeration, also here
         })
         reconstruct_volume(src, out, cfg, voxel_size=(40.0, 10.0, 10.0), progress=False)
-        print("MAXRSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        # this process's own high-water RSS: ru_maxrss would include the forking parent's
+        with open("/proc/self/status") as f:
+            print("MAXRSS_KB", next(int(line.split()[1]) for line in f if line.startswith("VmHWM")))
     """
 )
 
