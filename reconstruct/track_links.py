@@ -178,13 +178,16 @@ def resolve_links(
     )
     _, comp = connected_components(graph, directed=False)
     accepted = strong.copy()
-    # sections covered by every chain, as Python int bitmasks (fast & and |)
+    # sections covered by every chain: Python int bitmasks relative to the chain's first section
+    # (bit k = section z_lo + k), so their size follows a chain's extent, not its depth in the stack
     n_comp = int(comp.max()) + 1 if n_nodes else 0
+    first = np.full(n_comp, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first, comp, node_z)
     sections: list[int] = [0] * n_comp
-    for c, z in zip(comp.tolist(), node_z.tolist()):
-        sections[c] |= 1 << z
-    z_lo = [(s & -s).bit_length() - 1 for s in sections]
-    z_hi = [s.bit_length() - 1 for s in sections]
+    for c, k in zip(comp.tolist(), (node_z - first[comp]).tolist()):
+        sections[c] |= 1 << k
+    z_lo = first.tolist()
+    z_hi = [lo + s.bit_length() - 1 for lo, s in zip(z_lo, sections)]
     parent = list(range(n_comp))
 
     def find(x: int) -> int:
@@ -203,14 +206,16 @@ def resolve_links(
         if cs == cd:
             accepted[e] = True
             continue
-        if sections[cs] & sections[cd] and sh < branch_share:
+        top = max(z_lo[cs], z_lo[cd])  # sections below it cannot be shared
+        if (sections[cs] >> (top - z_lo[cs])) & (sections[cd] >> (top - z_lo[cd])) and sh < branch_share:
             # the child chain must start at the child, on the side away from the parent
             starts = z_lo[cd] == node_z[d] if cb else z_hi[cs] == node_z[s]
             if not (starts and sh >= start_share):
                 continue
         parent[cd] = cs
-        sections[cs] |= sections[cd]
-        z_lo[cs] = min(z_lo[cs], z_lo[cd])
+        low = min(z_lo[cs], z_lo[cd])
+        sections[cs] = (sections[cs] << (z_lo[cs] - low)) | (sections[cd] << (z_lo[cd] - low))
+        z_lo[cs] = low
         z_hi[cs] = max(z_hi[cs], z_hi[cd])
         accepted[e] = True
     roots = np.fromiter((find(c) for c in range(n_comp)), dtype=np.int64, count=n_comp)

@@ -216,14 +216,15 @@ def test_correlation_shift_survives_deformation():
     assert correlation_shift(np.zeros((8, 8)), boundary_map(ref[:8, :8])) == (0, 0)
 
 
+@pytest.mark.parametrize("offset", [0, 100_000])  # chains deep in a stack: section masks are relative
 @pytest.mark.parametrize("child_extends_back, joined", [(False, True), (True, False)])
-def test_one_sided_link_joins_coexisting_chains_only_at_a_branch_start(child_extends_back, joined):
+def test_one_sided_link_joins_coexisting_chains_only_at_a_branch_start(child_extends_back, joined, offset):
     from dendrosam.reconstruct.track_links import KIND_CONTAINED, KIND_MUTUAL, resolve_links
 
     # parent chain 0-1-2 in sections 0..2; child chain 3-4 in sections 1..2 (co-existing);
     # a one-sided link 0 -> 3 whose child takes 30 % of the parent. With node 5 (section 0)
     # linked to 3, the child chain runs past the parent: a neighbour, not a branch.
-    node_z = np.array([0, 1, 2, 1, 2, 0])
+    node_z = np.array([0, 1, 2, 1, 2, 0]) + offset
     src, dst = [0, 1, 3, 0], [1, 2, 4, 3]
     kind = [KIND_MUTUAL] * 3 + [KIND_CONTAINED]
     if child_extends_back:
@@ -235,6 +236,20 @@ def test_one_sided_link_joins_coexisting_chains_only_at_a_branch_start(child_ext
         mutual_min_score=0.1, branch_share=0.5, start_share=0.25)
     assert bool(comp[0] == comp[3]) is joined and bool(accepted[3]) is joined
     assert comp[0] == comp[1] == comp[2] and comp[3] == comp[4]
+
+
+def test_one_sided_links_between_chains_that_never_coexist_always_join():
+    from dendrosam.reconstruct.track_links import KIND_CONTAINED, KIND_MUTUAL, resolve_links
+
+    # chains 0-1 (sections 7..8), 2-3 (9..10) and 4-5 (5..6): weak links 1 -> 2 and 5 -> 0 with a
+    # small share join all three (no section in common); a third weak link 5 -> 3 then lies inside
+    # the merged chain (sections 5..10) and is accepted
+    node_z = np.array([7, 8, 9, 10, 5, 6])
+    src, dst = np.array([0, 2, 4, 1, 5, 5]), np.array([1, 3, 5, 2, 0, 3])
+    kind = np.array([KIND_MUTUAL] * 3 + [KIND_CONTAINED] * 3)
+    comp, accepted = resolve_links(6, node_z, src, dst, kind, np.full(6, 0.8), np.full(6, 0.1),
+                                   np.ones(6, bool), mutual_min_score=0.1, branch_share=0.5, start_share=0.25)
+    assert len(set(comp.tolist())) == 1 and accepted.all()
 
 
 def test_graph_is_built_lazily_from_tables():
