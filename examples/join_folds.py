@@ -4,6 +4,7 @@ Usage::
 
     python examples/join_folds.py [DATA_DIR]               # the four medulla folds, default masks (about 45 min, one core)
     python examples/join_folds.py DATA_DIR --cut-h 1.5     # the same with masks cut at cell interiors
+    python examples/join_folds.py DATA_DIR --sam segment/models/dendrosam_sam_pieces.pt   # another SAM
     python examples/join_folds.py DATA_DIR --folds "gala[0::4]" "isbi[0:16]"
     python examples/join_folds.py --tiny                   # two small synthetic stacks (seconds)
 
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("data", nargs="?", type=Path, default=Path(default))
     parser.add_argument("--folds", nargs="+", default=[f"medulla[{k}::4,:,:125]" for k in range(4)])
     parser.add_argument("--cut-h", type=float, default=None, help="cut masks at cell interiors (segment.cut_h)")
+    parser.add_argument("--sam", default=None, help="segment with this SAM checkpoint instead of the shipped default")
     parser.add_argument("--members", type=int, default=5)
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--tiny", action="store_true", help="two small synthetic stacks, GT as 2D labels (seconds)")
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         masks = lambda raw, gt, vs: (gt, gt)  # noqa: E731 - perfect 2D labels
     else:
         samples, folds, members, steps = load_samples(args.data), args.folds, args.members, args.steps
-        masks = lambda raw, gt, vs: _masks(raw, vs, args.cut_h)  # noqa: E731
+        masks = lambda raw, gt, vs: _masks(raw, vs, args.cut_h, args.sam)  # noqa: E731
     print("| fold | " + " | ".join(COLUMNS.values()) + " |")
     print("|---" * (len(COLUMNS) + 1) + "|")
     for fold, row in validation_folds(samples, masks, folds, members, steps):

@@ -109,3 +109,13 @@ def test_validation_folds_train_without_the_fold(monkeypatch):
     assert trained == [3 + 7, 5 + 7] and scored == [5, 3] and out == {"b": {"n": 5}, "a": {"n": 3}}
     with pytest.raises(ValueError, match=r"no sample named \['d'\]"):
         next(join_recipe.validation_folds(samples, lambda raw, gt, vs: (raw,), ["d"]))
+
+
+def test_fold_masks_use_the_sam_they_are_given():
+    import numpy as np
+
+    from dendrosam.errors import CheckpointError
+    from dendrosam.reconstruct.join_recipe import _masks
+
+    with pytest.raises(CheckpointError, match="missing.pt: file not found"):
+        _masks(np.full((1, 32, 32), 128, np.uint8), (40.0, 10.0, 10.0), sam="missing.pt")
