@@ -29,7 +29,7 @@ import numpy as np
 
 from .kernels import _njit
 
-__all__ = ["agglomerate", "average_agglomeration", "additive_agglomeration", "logit"]
+__all__ = ["agglomerate", "average_agglomeration", "additive_agglomeration", "logit", "merge_pooled", "pool_pairs"]
 
 _EMPTY = -1  # hash slot never used
 _GONE = -2  # hash slot whose pair was deleted (tombstone)
@@ -95,8 +95,7 @@ def agglomerate(n: int, edges: np.ndarray, num: np.ndarray, den: np.ndarray, sto
     n : int
         Number of nodes ``0..n-1``.
     edges : numpy.ndarray
-        (E, 2) node pairs; repeats are pooled (``num`` and ``den`` summed in input order),
-        self-loops ignored.
+        (E, 2) node pairs; repeats are pooled (:func:`pool_pairs`), self-loops ignored.
     num, den : numpy.ndarray
         (E,) what each edge adds to its pair's numerator and denominator. A pair whose
         denominator is not positive is never merged through directly.
@@ -110,31 +109,39 @@ def agglomerate(n: int, edges: np.ndarray, num: np.ndarray, den: np.ndarray, sto
     numpy.ndarray
         (n,) int64, the smallest node of each node's cluster.
     """
-    a, b, s_num, s_den = _pool(n, edges, num, den)
+    return merge_pooled(n, *pool_pairs(edges, num, den), stop, mean)
+
+
+def pool_pairs(edges: np.ndarray, num: np.ndarray, den: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct node pairs ``(a, b)``, ``a < b``, sorted, with ``num`` and ``den`` summed in input order.
+
+    Self-loops are dropped. Pooling again after appending more edges gives the same sums as
+    pooling everything at once, up to the order of additions (how :func:`.learned_joins` keeps
+    its memory bounded by the number of distinct pairs).
+    """
+    e = np.asarray(edges, np.int64).reshape(-1, 2)
+    keep = e[:, 0] != e[:, 1]
+    pairs, inv = np.unique(np.sort(e[keep], axis=1), axis=0, return_inverse=True)
+    inv = inv.ravel()
+    return (pairs.reshape(-1, 2), np.bincount(inv, np.asarray(num, np.float64)[keep], len(pairs)),
+            np.bincount(inv, np.asarray(den, np.float64)[keep], len(pairs)))
+
+
+def merge_pooled(n: int, pairs: np.ndarray, num: np.ndarray, den: np.ndarray, stop: float,
+                 mean: bool) -> np.ndarray:
+    """:func:`agglomerate` on pairs already pooled by :func:`pool_pairs` (distinct, ``a < b``)."""
+    if pairs.size and (pairs.min() < 0 or pairs.max() >= n):
+        raise ValueError(f"edge endpoints must lie in [0, {n}), got [{pairs.min()}, {pairs.max()}]")
     parent = np.arange(n, dtype=np.int64)
-    if a.size:
-        _merge_loop(parent, a, b, s_num, s_den, float(stop), bool(mean))
+    if pairs.size:
+        _merge_loop(parent, pairs[:, 0].copy(), pairs[:, 1].copy(), np.array(num, np.float64),
+                    np.array(den, np.float64), float(stop), bool(mean))
     root = parent.copy()
     while True:  # parents point to smaller ids, so this converges
         nxt = root[root]
         if np.array_equal(nxt, root):
             return root
         root = nxt
-
-
-def _pool(n: int, edges: np.ndarray, num: np.ndarray, den: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Distinct pairs ``a < b`` (sorted) with their summed ``num`` / ``den`` (sums in input order)."""
-    e = np.asarray(edges, np.int64).reshape(-1, 2)
-    lo, hi = np.minimum(e[:, 0], e[:, 1]), np.maximum(e[:, 0], e[:, 1])
-    keep = lo != hi
-    if e.size and (lo.min() < 0 or hi.max() >= n):
-        raise ValueError(f"edge endpoints must lie in [0, {n}), got [{lo.min()}, {hi.max()}]")
-    key = lo[keep] * np.int64(max(n, 1)) + hi[keep]
-    uniq, inv = np.unique(key, return_inverse=True)
-    inv = inv.ravel()
-    s_num = np.bincount(inv, np.asarray(num, np.float64)[keep], uniq.size)
-    s_den = np.bincount(inv, np.asarray(den, np.float64)[keep], uniq.size)
-    return uniq // max(n, 1), uniq % max(n, 1), s_num, s_den
 
 
 @_njit

@@ -44,7 +44,7 @@ import numpy as np
 
 from dendrosam.errors import CheckpointError, ConfigError
 
-from .agglomerate import additive_agglomeration, agglomerate, average_agglomeration, logit
+from .agglomerate import additive_agglomeration, average_agglomeration, logit, merge_pooled, pool_pairs
 from .config import LINKAGES
 from .join_contacts import CONTACT_FEATURE_NAMES, DEFAULT_REACH_NM, ContactTable, contact_tables
 from .join_features import FEATURE_NAMES, SectionObjectIds, iter_pair_tables
@@ -157,17 +157,6 @@ def load_join_model(name: str) -> JoinModel | None:
 _POOL_EVERY = 1_000_000  # scored pairs held before they are pooled per object pair
 
 
-def _pool(pooled: tuple, ends: list, wp: list, w: list) -> tuple:
-    """Sum the weighted scores and weights of repeated object pairs (what the agglomeration does)."""
-    e = np.concatenate([pooled[0], *ends]) if ends else pooled[0]
-    if not len(e):
-        return pooled
-    uniq, inv = np.unique(e, axis=0, return_inverse=True)
-    inv = inv.ravel()
-    return (uniq, np.bincount(inv, np.concatenate([pooled[1], *wp]), len(uniq)),
-            np.bincount(inv, np.concatenate([pooled[2], *w]), len(uniq)))
-
-
 @dataclass(frozen=True)
 class JoinResult:
     """Output of :func:`learned_joins`.
@@ -254,12 +243,17 @@ def learned_joins(
     line_area = 0.5 * (float(voxel_size[1]) + float(voxel_size[2])) * float(voxel_size[0])
     pooled = (np.zeros((0, 2), np.int64), np.zeros(0), np.zeros(0))  # (ends, sum w*score, sum w) per object pair
     ends, wp, w, pending = [], [], [], 0
+
+    def pool() -> tuple:
+        return pool_pairs(np.concatenate([pooled[0], *ends]), np.concatenate([pooled[1], *wp]),
+                          np.concatenate([pooled[2], *w]))
+
     for table in iter_pair_tables(labels2d, image, voxel_size, ref=labels3d, shifts=shifts, max_gap=max_gap,
                                   per_section=per_section):
         keep = (table.ref_a > 0) & (table.ref_b > 0) & (table.ref_a != table.ref_b)
         if keep.any():
             a, b = table.ref_a[keep], table.ref_b[keep]
-            ends.append(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1))
+            ends.append(np.stack([a, b], axis=1))
             if isinstance(table, ContactTable):  # interface area: contact length x section thickness
                 w.append(table.length[keep] * line_area)
                 p = scorer.predict(table.features[keep])
@@ -271,15 +265,15 @@ def learned_joins(
             wp.append(w[-1] * score(p))
             pending += int(keep.sum())
         if pending > _POOL_EVERY:  # memory stays bounded by the number of distinct object pairs
-            pooled, ends, wp, w, pending = _pool(pooled, ends, wp, w), [], [], [], 0
-    pooled = _pool(pooled, ends, wp, w)
+            pooled, ends, wp, w, pending = pool(), [], [], [], 0
+    pooled = pool()
     if n_objects is None:
         n_objects = max((int(np.asarray(labels3d[z]).max(initial=0)) for z in range(labels3d.shape[0])), default=0)
     e, swp, sw = pooled
     if linkage == "average":
-        root = average_agglomeration(n_objects + 1, e, swp / np.maximum(sw, 1e-300), sw, stop)
+        root = merge_pooled(n_objects + 1, e, swp, sw, stop, mean=True)
     else:  # the summed log-odds are pooled directly: the logit of a pooled mean is not their sum
-        root = agglomerate(n_objects + 1, e, swp - sw * logit(stop), sw, 0.0, mean=False)
+        root = merge_pooled(n_objects + 1, e, swp - sw * logit(stop), sw, 0.0, mean=False)
     roots = np.unique(root[1:])  # cluster minima, in the input's id order
     lut = np.zeros(n_objects + 1, np.uint32)
     lut[1:] = np.searchsorted(roots, root[1:]) + 1
