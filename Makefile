@@ -34,6 +34,7 @@ train-models: setup
 	$(PY) examples/train_default_models.py --only yolo --yolo-init segment/models/dendrosam_yolo_default.pt --yolo-pixel-nm 5
 	$(PY) examples/train_default_models.py --only joins
 	$(PY) examples/train_default_models.py --only sam-pieces
+	$(PY) examples/train_default_models.py --only joins-pieces
 
 clean:
 	rm -rf demo_out .pytest_cache

@@ -28,7 +28,9 @@ README's "Shipped default models").
 
 The learned-join model (``--only joins``, :mod:`dendrosam.reconstruct.join_recipe`) is trained last,
 on the masks the shipped SAM and detector produce on the same developer halves (about 30 min of one
-core); its card holds the held-out figures with and without it.
+core); its card holds the held-out figures with and without it. ``--only joins-pieces`` trains the
+same recipe on the masks of the per-profile SAM into ``reconstruct/models/dendrosam_joins_pieces.npz``
+(+ card), the join model that ``joins.model = "auto"`` picks with ``segment.sam = "pieces"``.
 """
 
 from __future__ import annotations
@@ -86,10 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--yolo-epochs", type=int, default=60)
     p.add_argument("--yolo-init", help="continue the detector from these weights (a new schedule)")
     p.add_argument("--yolo-pixel-nm", type=float, help="resample every section to this pixel size (nm)")
-    p.add_argument("--only", choices=("sam", "yolo", "both", "joins", "joins-card", "sam-pieces"), default="both",
+    p.add_argument("--only", choices=("sam", "yolo", "both", "joins", "joins-card", "sam-pieces", "joins-pieces",
+                                      "joins-pieces-card"), default="both",
                    help="which models ('both' = SAM and detector; 'joins' needs both shipped; 'joins-card' "
                         "re-scores the shipped join model on the held-out crop and rewrites that part of its "
-                        "card; 'sam-pieces' fine-tunes the shipped SAM on one object per 4-connected profile)")
+                        "card; 'sam-pieces' fine-tunes the shipped SAM on one object per 4-connected profile; "
+                        "'joins-pieces' / 'joins-pieces-card' do what 'joins' / 'joins-card' do on that SAM's "
+                        "masks, into dendrosam_joins_pieces)")
     p.add_argument("--resume", action="store_true")
     args = p.parse_args(argv)
     command = "python examples/train_default_models.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
@@ -115,14 +120,15 @@ def main(argv: list[str] | None = None) -> int:
         cfg = replace(base, work_dir=str(args.work / "sam_pieces"), init=str(models / "dendrosam_sam_default.pt"),
                       pieces=True, lr=3e-4, steps=PIECES_STEPS)
         install_sam(train_sam(cfg, resume=args.resume), models, "dendrosam_sam_pieces")
-    if args.only == "joins":
+    pieces = {"sam": "pieces", "name": "dendrosam_joins_pieces"} if args.only.startswith("joins-pieces") else {}
+    if args.only in ("joins", "joins-pieces"):
         from dendrosam.reconstruct.join_recipe import default_joins_run
 
-        default_joins_run(args.data, REPO / "reconstruct" / "models", command)
-    if args.only == "joins-card":
+        default_joins_run(args.data, REPO / "reconstruct" / "models", command, **pieces)
+    if args.only in ("joins-card", "joins-pieces-card"):
         from dendrosam.reconstruct.join_recipe import refresh_card
 
-        refresh_card(args.data, REPO / "reconstruct" / "models", command)
+        refresh_card(args.data, REPO / "reconstruct" / "models", command, **pieces)
     return 0
 
 

@@ -24,7 +24,7 @@ Example ``config.toml``::
     # any TrackConfig field
 
     [joins]
-    model = "auto"          # learned joins after tracking: "auto", "default", "none" or a .npz path
+    model = "auto"          # learned joins after tracking: "auto", "default", "pieces", "none" or a .npz path
     stop = 0.5
     contacts = true         # also weigh the contacts within each section (see the README)
     linkage = "average"     # or "additive": greedy additive contraction of the log-odds (GAEC)
@@ -84,7 +84,8 @@ class SegmentSettings:
         ``"threshold"``: classical baseline (smoothed membrane threshold + 2D connected components),
         fast and model-free.
     sam, sam_type : str or None
-        SAM checkpoint path and architecture name; None = the shipped default model.
+        SAM checkpoint path (or ``"pieces"``, the shipped per-profile fine-tune) and architecture
+        name; None = the shipped default model.
     detector : str or None
         YOLO weights; None = the shipped default detector.
     device : str or None
@@ -168,9 +169,10 @@ class JoinSettings:
     ----------
     model : str
         ``"auto"`` (the default): the shipped model when the 2D masks come from the detector + SAM,
-        the kind of masks it was trained on, else ``"none"`` (ground-truth prompts, the threshold
+        the kind of masks it was trained on (``"pieces"`` when that SAM is ``"pieces"``), else ``"none"`` (ground-truth prompts, the threshold
         segmenter); :func:`resolve_joins` decides and the run's saved config shows the result.
-        ``"default"`` (the shipped model), ``"none"`` (tracker output as is) or a path to an
+        ``"default"`` (the shipped model), ``"pieces"`` (the shipped model trained on the masks of the
+        per-profile SAM, ``segment.sam = "pieces"``), ``"none"`` (tracker output as is) or a path to an
         ``.npz`` written by ``dendrosam train-joins`` are used as given.
     stop : float
         Join two objects while their interface-weighted mean join probability is at least this.
@@ -208,7 +210,7 @@ class JoinSettings:
         if self.start not in JOIN_STARTS:
             raise ConfigError(f"joins.start must be {' or '.join(map(repr, JOIN_STARTS))}, got {self.start!r}")
         if not self.model:
-            raise ConfigError("joins.model must be 'auto', 'default', 'none' or a path")
+            raise ConfigError("joins.model must be 'auto', 'default', 'pieces', 'none' or a path")
 
 
 @dataclass(frozen=True)
@@ -482,17 +484,30 @@ def config_to_toml(config: PipelineConfig) -> str:
 
 
 def resolve_joins(config: PipelineConfig) -> PipelineConfig:
-    """Replace ``joins.model = "auto"`` by what it means for this config (``"default"`` or ``"none"``).
+    """Replace ``joins.model = "auto"`` by what it means for this config (``"default"``, ``"pieces"`` or ``"none"``).
 
     The shipped join model was trained on masks of the shipped detector + SAM; masks from ground-truth
     prompts or the threshold segmenter are another distribution (with GT boxes on the demo crop it
-    made VI worse, 3.20 -> 3.43), so ``auto`` only uses it for ``method = "sam"``, ``prompts = "detector"``.
+    made VI worse, 3.20 -> 3.43), so ``auto`` only uses it for ``method = "sam"``, ``prompts = "detector"``,
+    and picks ``"pieces"`` (the same recipe trained on that SAM's masks) when ``segment.sam`` is the shipped
+    per-profile SAM.
     """
     if config.joins.model != "auto":
         return config
     s = config.segment
-    model = "default" if (s.method == "sam" and s.prompts == "detector") else "none"
+    model = "none"
+    if s.method == "sam" and s.prompts == "detector":
+        model = "pieces" if _is_pieces_sam(s.sam) else "default"
     return dataclasses.replace(config, joins=dataclasses.replace(config.joins, model=model))
+
+
+def _is_pieces_sam(sam: str | None) -> bool:
+    """Whether ``segment.sam`` names the shipped per-profile SAM (by name or by its path)."""
+    from dendrosam.segment.sam import PIECES_SAM_PATH
+
+    if sam is None:
+        return False
+    return sam == "pieces" or Path(sam).expanduser().resolve() == PIECES_SAM_PATH.resolve()
 
 
 def config_hash(config: PipelineConfig) -> str:

@@ -148,23 +148,28 @@ def linking_scores(raw: np.ndarray, gt: np.ndarray, labels: np.ndarray, vs: tupl
     return out
 
 
-def default_joins_run(data: Path, models: Path, command: str, members: int = 5, steps: int = 1500) -> dict:
-    """Train the shipped join model on :data:`DEFAULT_JOIN_SAMPLES`; write it and its card to ``models``."""
+def default_joins_run(data: Path, models: Path, command: str, members: int = 5, steps: int = 1500,
+                      sam: str | None = None, name: str = "dendrosam_joins_default") -> dict:
+    """Train the shipped join model on :data:`DEFAULT_JOIN_SAMPLES`; write it and its card to ``models``.
+
+    ``sam``: train on the masks of this SAM (``segment.sam``; default: the shipped default SAM),
+    installed as ``name`` (``dendrosam_joins_pieces`` for ``sam = "pieces"``).
+    """
     parts, touching, names = [], [], []
-    for name, raw, gt, vs in load_samples(data):
-        pairs, contacts = _examples(raw, gt, vs, _masks(raw, vs))
+    for sample, raw, gt, vs in load_samples(data):
+        pairs, contacts = _examples(raw, gt, vs, _masks(raw, vs, sam=sam))
         for variant, p, c in zip(("", "+fill"), pairs, contacts):
             parts.append(p)
             touching.append(c)
-            names.append(name + variant)
-            print(f"{name}{variant}: {len(p.labels)} pairs, {len(c.labels)} contacts", flush=True)
+            names.append(sample + variant)
+            print(f"{sample}{variant}: {len(p.labels)} pairs, {len(c.labels)} contacts", flush=True)
     examples = JoinExamples.concat(parts)
     model = train_join_model(examples, members=members, steps=steps, contacts=JoinExamples.concat(touching),
-                             card={"samples": names, "command": command, "stop": 0.5})
-    card = {**model.card, **heldout_scores(data, model),
+                             card={"samples": names, "command": command, "stop": 0.5, "sam": sam or "default"})
+    card = {**model.card, **heldout_scores(data, model, sam),
             "data_licences": "medulla: Janelia FlyEM NeuroProof examples (CC-BY); ISBI 2012: Cardona et al. "
                              "2010 (non-commercial); gala: (c) 2012 HHMI, BSD-style"}
-    _install(model, card, models)
+    _install(model, card, models, name)
     print(f"joins: {len(examples.labels)} pairs, {model.card['contacts']['n_pairs']} contacts; "
           f"held-out medulla {card[HELDOUT + '+fill']}", flush=True)
     return card
@@ -173,8 +178,8 @@ def default_joins_run(data: Path, models: Path, command: str, members: int = 5, 
 HELDOUT = "heldout_medulla[::4,:,125:]"
 
 
-def heldout_scores(data: Path, model: Any) -> dict:
-    """VI split / merge and ARAND of ``model`` on the held-out medulla crop, as card entries."""
+def heldout_scores(data: Path, model: Any, sam: str | None = None) -> dict:
+    """VI split / merge and ARAND of ``model`` on the held-out medulla crop (masks of ``sam``), as card entries."""
     import tifffile
 
     from .config import JoinSettings
@@ -182,30 +187,31 @@ def heldout_scores(data: Path, model: Any) -> dict:
     med = data / "medulla_fib"
     raw = tifffile.imread(med / "raw_z000-124.ome.tif")[::4, :, 125:]
     gt = tifffile.imread(med / "neurons_z000-124.ome.tif")[::4, :, 125:]
-    labels, filled = _masks(raw, (40.0, 10.0, 10.0))
+    labels, filled = _masks(raw, (40.0, 10.0, 10.0), sam=sam)
     return {HELDOUT: linking_scores(raw, gt, labels, (40.0, 10.0, 10.0), model),
             HELDOUT + "+fill": linking_scores(raw, gt, filled, (40.0, 10.0, 10.0), model),
             "heldout_linkage": JoinSettings().linkage}
 
 
-def refresh_card(data: Path, models: Path, command: str) -> dict:
-    """Re-score the installed join model on the held-out crop; rewrite those card entries only.
+def refresh_card(data: Path, models: Path, command: str, sam: str | None = None,
+                 name: str = "dendrosam_joins_default") -> dict:
+    """Re-score an installed join model on the held-out crop; rewrite those card entries only.
 
     The weights and the training provenance stay as they are; the card records the command.
     """
     from .joins import JoinModel
 
-    model = JoinModel.load(models / "dendrosam_joins_default.npz")
-    card = {**model.card, **heldout_scores(data, model), "heldout_command": command}
-    _install(model, card, models)
+    model = JoinModel.load(models / f"{name}.npz")
+    card = {**model.card, **heldout_scores(data, model, sam), "heldout_command": command}
+    _install(model, card, models, name)
     print(f"joins: held-out medulla {card[HELDOUT + '+fill']}", flush=True)
     return card
 
 
-def _install(model: Any, card: dict, models: Path) -> None:
+def _install(model: Any, card: dict, models: Path, name: str) -> None:
     from .joins import JoinModel
 
     model = JoinModel(model.mean, model.std, model.members, card, model.contacts)
     models.mkdir(parents=True, exist_ok=True)
-    model.save(models / "dendrosam_joins_default.npz")
-    (models / "dendrosam_joins_default.card.json").write_text(json.dumps(card, indent=1) + "\n")
+    model.save(models / f"{name}.npz")
+    (models / f"{name}.card.json").write_text(json.dumps(card, indent=1) + "\n")

@@ -50,9 +50,11 @@ from .join_contacts import CONTACT_FEATURE_NAMES, DEFAULT_REACH_NM, ContactTable
 from .join_features import FEATURE_NAMES, SectionObjectIds, iter_pair_tables
 
 __all__ = ["JoinModel", "JoinResult", "SectionObjectIds", "average_agglomeration", "additive_agglomeration",
-           "learned_joins", "default_join_model", "load_join_model", "DEFAULT_JOIN_MODEL"]
+           "learned_joins", "default_join_model", "load_join_model", "DEFAULT_JOIN_MODEL", "PIECES_JOIN_MODEL"]
 
 DEFAULT_JOIN_MODEL = Path(__file__).with_name("models") / "dendrosam_joins_default.npz"
+#: The same recipe trained on the masks of the per-profile SAM (``segment.sam = "pieces"``).
+PIECES_JOIN_MODEL = DEFAULT_JOIN_MODEL.with_name("dendrosam_joins_pieces.npz")
 
 
 @dataclass(frozen=True)
@@ -148,10 +150,13 @@ def default_join_model() -> JoinModel:
 
 
 def load_join_model(name: str) -> JoinModel | None:
-    """``"default"`` -> the shipped model, ``"none"`` -> None, anything else -> :meth:`JoinModel.load`."""
+    """``"default"`` -> the shipped model, ``"pieces"`` -> the one trained on the per-profile SAM's masks,
+    ``"none"`` -> None, anything else -> :meth:`JoinModel.load`."""
     if name == "none":
         return None
-    return default_join_model() if name == "default" else JoinModel.load(name)
+    if name == "default":
+        return default_join_model()
+    return JoinModel.load(PIECES_JOIN_MODEL if name == "pieces" else name)
 
 
 _POOL_EVERY = 1_000_000  # scored pairs held before they are pooled per object pair

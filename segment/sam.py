@@ -39,6 +39,8 @@ __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "DEFAULT_SAM_PATH",
+    "PIECES_SAM_PATH",
+    "SHIPPED_SAMS",
     "SamModel",
     "load_sam",
     "save_sam_checkpoint",
@@ -48,6 +50,10 @@ __all__ = [
 FORMAT_NAME = "dendrosam-sam"
 FORMAT_VERSION = 1
 DEFAULT_SAM_PATH = Path(__file__).resolve().parent / "models" / "dendrosam_sam_default.pt"
+#: The shipped per-profile fine-tune of the default SAM (``examples/train_default_models.py --only sam-pieces``).
+PIECES_SAM_PATH = DEFAULT_SAM_PATH.with_name("dendrosam_sam_pieces.pt")
+#: Names that ``load_sam`` (and ``segment.sam`` / ``--sam``) accept for the shipped checkpoints.
+SHIPPED_SAMS = {"default": DEFAULT_SAM_PATH, "pieces": PIECES_SAM_PATH}
 _SAM_PREFIXES = ("image_encoder.", "prompt_encoder.", "mask_decoder.")
 
 
@@ -287,7 +293,8 @@ def load_sam(
     Parameters
     ----------
     checkpoint : path or None
-        ``.pt``/``.pth`` file; ``None`` loads the shipped default model.
+        ``.pt``/``.pth`` file; ``None`` or ``"default"`` loads the shipped default model, ``"pieces"``
+        its per-profile fine-tune (:data:`SHIPPED_SAMS`).
     model_type : str, SamArch or None
         Registry name (``vit_b``, ``vit_l``, ``vit_h``, ``tiny``, ...). ``None`` infers it from
         the file (our format stores it; Meta/micro-sam files are matched by tensor shapes).
@@ -313,7 +320,7 @@ def load_sam(
                 "pass a checkpoint with --sam or train one with 'dendrosam train-sam'"
             )
         checkpoint = DEFAULT_SAM_PATH
-    path = Path(checkpoint)
+    path = SHIPPED_SAMS.get(checkpoint, Path(checkpoint)) if isinstance(checkpoint, str) else Path(checkpoint)
     obj = _read(path)
     state, model_type_in_file, card, extra, kind = _unpack(obj, path)
     if isinstance(model_type_in_file, SamArch):  # our format: the file is authoritative

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dendrosam.segment.detector import DEFAULT_YOLO_PATH
-from dendrosam.segment.sam import DEFAULT_SAM_PATH
+from dendrosam.segment.sam import DEFAULT_SAM_PATH, PIECES_SAM_PATH
 
 pytestmark = pytest.mark.skipif(not (DEFAULT_SAM_PATH.exists() and DEFAULT_YOLO_PATH.exists()),
                                 reason="shipped models not installed")
@@ -62,8 +62,6 @@ def test_shipped_detector_card_medulla_figure_is_reproduced(heldout):
     assert got["recall"] == pytest.approx(want["recall"], abs=0.01)
 
 
-PIECES_SAM_PATH = DEFAULT_SAM_PATH.with_name("dendrosam_sam_pieces.pt")
-
 
 @pytest.mark.skipif(not PIECES_SAM_PATH.exists(), reason="per-profile SAM not installed")
 def test_pieces_sam_card_figures_are_reproduced(heldout):
@@ -74,7 +72,7 @@ def test_pieces_sam_card_figures_are_reproduced(heldout):
     from dendrosam.segment.train_eval import ValSet, evaluate_prompted
 
     torch.set_num_threads(1)
-    sam = load_sam(PIECES_SAM_PATH, device="cpu")
+    sam = load_sam("pieces", device="cpu")  # the shipped checkpoints load by name
     assert sam.card["config"]["pieces"] is True
     card = sam.card["validation_full"]["medulla"]
     raw, labels, _ = heldout
