@@ -169,8 +169,9 @@ class JoinSettings:
     ----------
     model : str
         ``"auto"`` (the default): the shipped model when the 2D masks come from the detector + SAM,
-        the kind of masks it was trained on (``"pieces"`` when that SAM is ``"pieces"``), else ``"none"`` (ground-truth prompts, the threshold
-        segmenter); :func:`resolve_joins` decides and the run's saved config shows the result.
+        the kind of masks it was trained on (``"pieces"`` when that SAM is ``"pieces"``), else
+        ``"none"`` (ground-truth prompts, the threshold segmenter); :func:`resolve_joins` decides and
+        the run's saved config shows the result.
         ``"default"`` (the shipped model), ``"pieces"`` (the shipped model trained on the masks of the
         per-profile SAM, ``segment.sam = "pieces"``), ``"none"`` (tracker output as is) or a path to an
         ``.npz`` written by ``dendrosam train-joins`` are used as given.
@@ -484,7 +485,7 @@ def config_to_toml(config: PipelineConfig) -> str:
 
 
 def resolve_joins(config: PipelineConfig) -> PipelineConfig:
-    """Replace ``joins.model = "auto"`` by what it means for this config (``"default"``, ``"pieces"`` or ``"none"``).
+    """Replace ``joins.model = "auto"`` by what it means here (``"default"``, ``"pieces"`` or ``"none"``).
 
     The shipped join model was trained on masks of the shipped detector + SAM; masks from ground-truth
     prompts or the threshold segmenter are another distribution (with GT boxes on the demo crop it

@@ -138,7 +138,8 @@ CHILD = textwrap.dedent(
     root = run(n, edges, w * p, w, 0.5, True)
     seconds = time.perf_counter() - t0
     grown = peak_kib() - before
-    print("RESULT", seconds, grown * 1024 / n_pairs, int(np.unique(root).size), hashlib.sha1(root.tobytes()).hexdigest())
+    digest = hashlib.sha1(root.tobytes()).hexdigest()
+    print("RESULT", seconds, grown * 1024 / n_pairs, int(np.unique(root).size), digest)
     """
 )
 
