@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", nargs="+", default=[f"medulla[{k}::4,:,:125]" for k in range(4)])
     parser.add_argument("--cut-h", type=float, default=None, help="cut masks at cell interiors (segment.cut_h)")
     parser.add_argument("--sam", default=None, help="segment with this SAM checkpoint instead of the shipped default")
+    parser.add_argument("--tta", type=int, default=1, help="views per SAM prompt (segment.tta)")
     parser.add_argument("--members", type=int, default=5)
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--tiny", action="store_true", help="two small synthetic stacks, GT as 2D labels (seconds)")
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         masks = lambda raw, gt, vs: (gt, gt)  # noqa: E731 - perfect 2D labels
     else:
         samples, folds, members, steps = load_samples(args.data), args.folds, args.members, args.steps
-        masks = lambda raw, gt, vs: _masks(raw, vs, args.cut_h, args.sam)  # noqa: E731
+        masks = lambda raw, gt, vs: _masks(raw, vs, args.cut_h, args.sam, args.tta)  # noqa: E731
     print("| fold | " + " | ".join(COLUMNS.values()) + " |")
     print("|---" * (len(COLUMNS) + 1) + "|")
     for fold, row in validation_folds(samples, masks, folds, members, steps):

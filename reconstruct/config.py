@@ -122,6 +122,9 @@ class SegmentSettings:
     overlap : str
         Which mask owns pixels several masks claim: ``"score"`` (SAM's predicted IoU) or
         ``"smaller"`` (:func:`dendrosam.segment.masks.masks_to_labels`).
+    tta : int
+        Orientations (1, 2, 4 or 8 flips / quarter turns of each prompt's crop) SAM answers each
+        box in, mask logits averaged (:mod:`dendrosam.segment.augment`); ``tta`` times the SAM time.
     """
 
     method: str = "sam"
@@ -140,9 +143,12 @@ class SegmentSettings:
     cut: bool = False
     cut_h: float = 1.5
     overlap: str = "score"
+    tta: int = 1
 
     def __post_init__(self) -> None:
         _choice("segment.method", self.method, SEGMENT_METHODS)
+        if self.tta not in (1, 2, 4, 8):
+            raise ConfigError(f"segment.tta must be 1, 2, 4 or 8, got {self.tta!r}")
         _choice("segment.overlap", self.overlap, OVERLAP_KINDS)
         _choice("segment.prompts", self.prompts, PROMPT_KINDS)
         if not 0.0 < self.threshold < 1.0:

@@ -45,11 +45,12 @@ DEFAULT_JOIN_SAMPLES: tuple = tuple(
 
 
 def _masks(raw: np.ndarray, voxel_size: tuple, cut_h: float | None = None,
-           sam: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+           sam: str | None = None, tta: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """The 2D labels ``dendrosam run`` makes of ``raw`` with default settings, and their fill variant.
 
     ``cut_h``: cut the masks at cell interiors first (``segment.cut`` with that ``cut_h``);
-    ``sam``: another SAM checkpoint (``segment.sam``) than the shipped default.
+    ``sam``: another SAM checkpoint (``segment.sam``) than the shipped default; ``tta``: views per
+    prompt (``segment.tta``).
     """
     from dendrosam.segment.masks import fill_unlabelled
 
@@ -57,7 +58,7 @@ def _masks(raw: np.ndarray, voxel_size: tuple, cut_h: float | None = None,
     from .pipeline import _segment_block
 
     settings = SegmentSettings(device="cpu", fill=False, cut=cut_h is not None, cut_h=cut_h or SegmentSettings.cut_h,
-                               sam=sam)
+                               sam=sam, tta=tta)
     labels, _ = _segment_block(raw, None, settings, 0, voxel_size)
     return labels, np.stack([fill_unlabelled(labels[z], raw[z]) for z in range(len(raw))])
 

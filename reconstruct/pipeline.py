@@ -148,7 +148,7 @@ def _segment_block(images: np.ndarray, gt: np.ndarray | None, s: SegmentSettings
                          pixel_nm=None if voxel_size is None else in_plane_nm(voxel_size),
                          config=SegmentConfig(conf=s.conf, max_det=s.max_det, fill=s.fill,
                                               fill_seed_distance=s.fill_seed_distance, overlap=s.overlap,
-                                              cut=s.cut, cut_h=s.cut_h))
+                                              cut=s.cut, cut_h=s.cut_h, tta=s.tta))
     table = res.table.assign(z=res.table["z"] + z0)
     return np.asarray(res.labels, dtype=np.uint32), table
 

@@ -58,6 +58,10 @@ class SegmentConfig:
     precision : {"auto", "float32", "bfloat16", "float16"}
         SAM compute precision (:func:`dendrosam.segment.device.autocast_dtype`): ``"auto"`` is
         float32 on the CPU and bf16/fp16 on CUDA; ``"bfloat16"`` speeds up CPUs with native bf16.
+    tta : {1, 2, 4, 8}
+        Orientations each prompt is answered in, mask logits averaged (test-time augmentation,
+        :mod:`dendrosam.segment.augment`; zoom-path SAMs such as the shipped ones). Costs ``tta``
+        image-encoder passes per prompt.
     """
 
     conf: float = 0.25
@@ -77,6 +81,7 @@ class SegmentConfig:
     fill_seed_distance: int = 3
     cut: bool = False
     cut_h: float = 1.5
+    tta: int = 1
 
 
 @dataclass(frozen=True)
@@ -175,9 +180,11 @@ def segment_slices(
     from dendrosam.segment.masks import fill_unlabelled, masks_to_labels, split_at_interiors
     from dendrosam.segment.predict import predict_masks, prompt_extents
 
+    from dendrosam.segment.augment import symmetries
     from dendrosam.segment.device import autocast_dtype
 
     autocast_dtype(sam.device, config.precision)  # a wrong precision fails before any work
+    symmetries(config.tta)  # so does a wrong number of views
     if config.batch_size is not None and config.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {config.batch_size}")
     if not config.cut_h > 0:
@@ -205,7 +212,7 @@ def segment_slices(
                                                                 config, pixel_nm)
         pm = predict_masks(sam, section, boxes=boxes, points=pts, point_labels=plabels,
                            batch_size=config.batch_size, multimask=config.multimask,
-                           tile_size=config.tile_size, precision=config.precision)
+                           tile_size=config.tile_size, precision=config.precision, tta=config.tta)
         lab = masks_to_labels(pm, min_size=config.min_size, fill_holes=config.fill_holes,
                               overlap=config.overlap)
         lut = np.concatenate([[0], ids]).astype(np.uint32)

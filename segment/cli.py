@@ -52,6 +52,9 @@ def register(subparsers) -> None:
                    help="smallest interior height that seeds a cut, in SD of the smoothed section (default 1.5)")
     p.add_argument("--overlap", default="score", choices=OVERLAP_MODES,
                    help="which mask owns pixels several masks claim: the higher-scored (default) or the smaller")
+    p.add_argument("--tta", type=int, default=1, choices=[1, 2, 4, 8],
+                   help="answer each box in this many flips/quarter turns of its crop and average "
+                   "(test-time augmentation; zoom-path SAMs such as the shipped ones; default 1)")
     p.add_argument("--z-range", type=int, nargs=2, metavar=("A", "B"), help="sections A..B-1")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     add_voxel_size_argument(p)
@@ -100,7 +103,8 @@ def _run_segment(args: argparse.Namespace) -> int:
     res = segment_slices(images, sam, det, prompts=args.prompts, gt=gt, pixel_nm=in_plane_nm(vol.voxel_size),
                          config=SegmentConfig(batch_size=args.batch_size, conf=args.conf,
                                               precision=args.precision, fill=args.fill,
-                                              cut=args.cut, cut_h=args.cut_h, overlap=args.overlap))
+                                              cut=args.cut, cut_h=args.cut_h, overlap=args.overlap,
+                                              tta=args.tta))
     out = Path(args.out)
     write_ome_zarr(out, images, voxel_size=vol.voxel_size, labels={"sections": res.labels},
                    overwrite=args.overwrite)

@@ -151,6 +151,7 @@ def predict_masks(
     halo: int | None = None,
     normalize: bool = True,
     precision: str = "auto",
+    tta: int = 1,
 ) -> PromptedMasks:
     """Segment one section with box and/or point prompts.
 
@@ -180,6 +181,10 @@ def predict_masks(
         Stretch intensities with :func:`normalize_section` (keep True unless already uint8).
     precision : {"auto", "float32", "bfloat16", "float16"}
         Compute precision (:func:`dendrosam.segment.device.autocast_dtype`).
+    tta : {1, 2, 4, 8}
+        Zoom path: answer each prompt in this many orientations of its crop (flips and quarter
+        turns, :mod:`dendrosam.segment.augment`) and average the mask logits and scores; costs
+        ``tta`` image-encoder passes per prompt. The classic path ignores it.
 
     Returns
     -------
@@ -202,7 +207,7 @@ def predict_masks(
     u8 = normalize_section(image) if normalize else image.astype(np.uint8, copy=False)
     if sam.arch.zoom_margin is not None:
         crops, bbs, scores, stab = _predict_zoom(
-            sam, u8, boxes, points, point_labels, batch_size, multimask, precision
+            sam, u8, boxes, points, point_labels, batch_size, multimask, precision, tta
         )
     else:
         crops, bbs, scores, stab = _predict_classic(
@@ -283,10 +288,13 @@ def _predict_classic(sam, u8, boxes, points, point_labels, batch_size, multimask
     return crops, bbs, scores, stab
 
 
-def _predict_zoom(sam, u8, boxes, points, point_labels, batch_size, multimask, precision):
+def _predict_zoom(sam, u8, boxes, points, point_labels, batch_size, multimask, precision, tta=1):
     """One crop per prompt, with the training geometry of :mod:`dendrosam.segment.zoom`."""
     import torch
 
+    from dendrosam.segment.augment import (
+        invert_image, symmetries, transform_boxes, transform_image, transform_points,
+    )
     from dendrosam.segment.decode import crop_to_bbox, decode_per_prompt, select_best, stability_score
     from dendrosam.segment.device import autocast
     from dendrosam.segment.zoom import (
@@ -294,6 +302,7 @@ def _predict_zoom(sam, u8, boxes, points, point_labels, batch_size, multimask, p
     )
 
     model, arch, device = sam.model, sam.arch, sam.device
+    views = symmetries(int(tta))
     n = len(boxes) if boxes is not None else len(points)
     margin = float(arch.zoom_margin)
     if boxes is None:  # points only: a fixed-size window around the points
@@ -311,20 +320,24 @@ def _predict_zoom(sam, u8, boxes, points, point_labels, batch_size, multimask, p
         for start in range(0, n, batch_size):
             idx = np.arange(start, min(start + batch_size, n))
             x = crop_windows(image, wins[idx], size)
-            emb = model.image_encoder(model.preprocess(x.expand(-1, 3, -1, -1)))
-            box_t = pts = None
-            if boxes is not None:
-                b = to_crop_coords(boxes[idx], wins[idx], size)
-                box_t = torch.as_tensor(b, dtype=torch.float32, device=device)
-            if points is not None:
-                pts = (
-                    torch.as_tensor(to_crop_coords(points[idx], wins[idx], size),
-                                    dtype=torch.float32, device=device),
-                    torch.as_tensor(point_labels[idx], device=device),
-                )
-            sparse, dense = model.prompt_encoder(points=pts, boxes=box_t, masks=None)
-            low, iou = decode_per_prompt(model.mask_decoder, emb, pe, sparse, dense)
-            low, sc = select_best(low, iou, multimask)
+            b = None if boxes is None else to_crop_coords(boxes[idx], wins[idx], size)
+            p = None if points is None else to_crop_coords(points[idx], wins[idx], size)
+            low = sc = 0.0
+            for sym in views:  # each view's best mask, brought back and averaged (logits)
+                emb = model.image_encoder(model.preprocess(transform_image(x, sym).expand(-1, 3, -1, -1)))
+                box_t = pts = None
+                if b is not None:
+                    box_t = torch.as_tensor(transform_boxes(b, sym, size), dtype=torch.float32, device=device)
+                if p is not None:
+                    pts = (
+                        torch.as_tensor(transform_points(p, sym, size), dtype=torch.float32, device=device),
+                        torch.as_tensor(point_labels[idx], device=device),
+                    )
+                sparse, dense = model.prompt_encoder(points=pts, boxes=box_t, masks=None)
+                view, iou = decode_per_prompt(model.mask_decoder, emb, pe, sparse, dense)
+                view, view_sc = select_best(view, iou, multimask)
+                low, sc = low + invert_image(view, sym), sc + view_sc
+            low, sc = low / len(views), sc / len(views)
             scores[idx] = sc.cpu().numpy()
             stab[idx] = stability_score(low, model.mask_threshold)
             for i, ((y0, x0, y1, x1), lg) in zip(idx, paste_logits(low, wins[idx], u8.shape)):

@@ -57,6 +57,7 @@ def test_defaults_and_toml_round_trip(tmp_path):
         ({"segment": {"fill_seed_distance": 0}}, "segment.fill_seed_distance must be >= 1"),
         ({"segment": {"overlap": "largest"}}, "segment.overlap must be one of"),
         ({"segment": {"cut_h": 0}}, "segment.cut_h must be > 0"),
+        ({"segment": {"tta": 3}}, "segment.tta must be 1, 2, 4 or 8"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path, data, named):

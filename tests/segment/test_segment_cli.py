@@ -194,3 +194,26 @@ def test_run_settings_cut_reaches_the_segmenter(stack_files, tiny_sam, blobs_two
     uncut, _ = _segment_block(img, gt, SegmentSettings(sam=str(stack_files / "tiny.pt"), device="cpu",
                                                        prompts="gt-boxes", fill=False), 0)
     assert (uncut[:, 59, 81] == uncut[:, 59, 98]).all()  # off by default
+
+
+def test_tta_reaches_the_segmenter_from_the_cli_and_a_run_config(stack_files, zoom_sam, blobs):
+    """`--tta` and `segment.tta` give the segment stage's TTA labels; TTA changes them."""
+    from dendrosam.cli import main
+    from dendrosam.reconstruct import open_volume
+    from dendrosam.reconstruct.config import SegmentSettings
+    from dendrosam.reconstruct.pipeline import _segment_block
+    from dendrosam.segment.api import SegmentConfig, segment_slices
+
+    img, gt = blobs
+    d = stack_files
+    ref = segment_slices(img, zoom_sam, prompts="gt-boxes", gt=gt, progress=False, config=SegmentConfig(tta=4))
+    plain = segment_slices(img, zoom_sam, prompts="gt-boxes", gt=gt, progress=False)
+    assert not np.array_equal(ref.labels, plain.labels)
+    code = main(["segment", str(d / "raw.tif"), "--out", str(d / "seg.zarr"), "--prompts", "gt-boxes",
+                 "--gt", str(d / "gt.tif"), "--sam", str(d / "zoom.pt"), "--device", "cpu",
+                 "--voxel-size", "40", "8", "8", "--tta", "4"])
+    assert code == 0
+    assert np.array_equal(np.asarray(open_volume(f"{d}/seg.zarr/labels/sections").data[:]), ref.labels)
+    settings = SegmentSettings(sam=str(d / "zoom.pt"), device="cpu", prompts="gt-boxes", fill=False, tta=4)
+    labels, _ = _segment_block(img, gt, settings, 0)
+    assert np.array_equal(labels, ref.labels)
