@@ -21,17 +21,18 @@ import numpy as np
 __all__ = ["SYMMETRIES", "symmetries", "transform_image", "invert_image", "transform_points", "transform_boxes"]
 
 #: All eight symmetries of the square, identity first; the first ``n`` are the views of ``tta=n``
-#: (2: + mirror; 4: + the two quarter turns of the mirror-free crop... see :func:`symmetries`).
+#: (see :func:`symmetries`).
 SYMMETRIES: tuple[tuple[bool, int], ...] = (
     (False, 0), (True, 0), (False, 2), (True, 2), (False, 1), (True, 1), (False, 3), (True, 3),
 )
 
 
 def symmetries(n: int) -> tuple[tuple[bool, int], ...]:
-    """The first ``n`` of :data:`SYMMETRIES` (1, 2, 4 or 8): identity, mirror, half turn, both...
+    """The first ``n`` of :data:`SYMMETRIES` (1, 2, 4 or 8 views).
 
-    With 4 the views are the identity, the column mirror, the half turn and the row mirror (the
-    half turn of the column mirror), which keep a crop's axes; 8 adds the quarter turns.
+    With 2 the views are the identity and the column mirror; with 4 also the half turn and the
+    row mirror (the half turn of the column mirror), all of which keep a crop's axes; 8 adds the
+    four with quarter turns.
     """
     if n not in (1, 2, 4, 8):
         from dendrosam.errors import ConfigError
