@@ -149,7 +149,9 @@ class SegmentSettings:
 
     def __post_init__(self) -> None:
         _choice("segment.method", self.method, SEGMENT_METHODS)
-        if self.tta not in (1, 2, 4, 8):
+        from dendrosam.segment.augment import TTA_VIEWS
+
+        if self.tta not in TTA_VIEWS:
             raise ConfigError(f"segment.tta must be 1, 2, 4 or 8, got {self.tta!r}")
         _choice("segment.overlap", self.overlap, OVERLAP_KINDS)
         _choice("segment.prompts", self.prompts, PROMPT_KINDS)

@@ -18,13 +18,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SYMMETRIES", "symmetries", "transform_image", "invert_image", "transform_points", "transform_boxes"]
+__all__ = ["SYMMETRIES", "TTA_VIEWS", "symmetries", "transform_image", "invert_image", "transform_points",
+           "transform_boxes"]
 
 #: All eight symmetries of the square, identity first; the first ``n`` are the views of ``tta=n``
 #: (see :func:`symmetries`).
 SYMMETRIES: tuple[tuple[bool, int], ...] = (
     (False, 0), (True, 0), (False, 2), (True, 2), (False, 1), (True, 1), (False, 3), (True, 3),
 )
+#: The numbers of views ``tta`` may take.
+TTA_VIEWS: tuple[int, ...] = (1, 2, 4, 8)
 
 
 def symmetries(n: int) -> tuple[tuple[bool, int], ...]:
@@ -34,7 +37,7 @@ def symmetries(n: int) -> tuple[tuple[bool, int], ...]:
     row mirror (the half turn of the column mirror), all of which keep a crop's axes; 8 adds the
     four with quarter turns.
     """
-    if n not in (1, 2, 4, 8):
+    if n not in TTA_VIEWS:
         from dendrosam.errors import ConfigError
 
         raise ConfigError(f"tta must be 1, 2, 4 or 8 views, got {n!r}")

@@ -22,6 +22,7 @@ def register(subparsers) -> None:
     """Add the ``segment`` and ``benchmark-models`` sub-commands."""
     from dendrosam.reconstruct.cli_io import add_voxel_size_argument
     from dendrosam.segment.api import OVERLAP_MODES
+    from dendrosam.segment.augment import TTA_VIEWS
     from dendrosam.segment.device import PRECISIONS
 
     p = subparsers.add_parser(
@@ -52,7 +53,7 @@ def register(subparsers) -> None:
                    help="smallest interior height that seeds a cut, in SD of the smoothed section (default 1.5)")
     p.add_argument("--overlap", default="score", choices=OVERLAP_MODES,
                    help="which mask owns pixels several masks claim: the higher-scored (default) or the smaller")
-    p.add_argument("--tta", type=int, default=1, choices=[1, 2, 4, 8],
+    p.add_argument("--tta", type=int, default=1, choices=TTA_VIEWS,
                    help="answer each box in this many flips/quarter turns of its crop and average "
                    "(test-time augmentation; zoom-path SAMs such as the shipped ones; default 1)")
     p.add_argument("--z-range", type=int, nargs=2, metavar=("A", "B"), help="sections A..B-1")
