@@ -6,6 +6,7 @@ Usage::
     python examples/join_folds.py DATA_DIR --cut-h 1.5     # the same with masks cut at cell interiors
     python examples/join_folds.py DATA_DIR --sam segment/models/dendrosam_sam_pieces.pt   # another SAM
     python examples/join_folds.py DATA_DIR --folds "gala[0::4]" "isbi[0:16]"
+    python examples/join_folds.py DATA_DIR --repeats 3 --stop 0.6   # + 3 noisy copies of each fold; another stop
     python examples/join_folds.py --tiny                   # two small synthetic stacks (seconds)
 
 Every sample of the shipped recipe (:data:`dendrosam.reconstruct.join_recipe.DEFAULT_JOIN_SAMPLES`,
@@ -13,7 +14,9 @@ the developer halves only) is segmented once with the shipped detector + SAM, as
 does (with and without fill, optionally cut); for each fold a join model is trained on all other
 samples with the shipped recipe's settings and the fold's filled labels are linked six ways
 (the columns of ``examples/joins_quality.py``). This is how the pipeline's defaults were chosen:
-on these folds, before any held-out figure.
+on these folds, before any held-out figure. ``--repeats K`` adds a row ``<fold> ~k`` for each of K
+copies of the fold's image with imperceptible noise (``examples/robustness.py``'s ``jitter``, seeds
+1..K), segmented and linked the same way: the spread a difference between two settings must clear.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 from joins_quality import COLUMNS, print_row
+from robustness import jitter
 
 
 def _tiny_samples():
@@ -44,10 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cut-h", type=float, default=None, help="cut masks at cell interiors (segment.cut_h)")
     parser.add_argument("--sam", default=None, help="segment with this SAM checkpoint instead of the shipped default")
     parser.add_argument("--tta", type=int, default=1, help="views per SAM prompt (segment.tta)")
+    parser.add_argument("--repeats", type=int, default=0, help="noisy copies of each fold, scored too")
+    parser.add_argument("--stop", type=float, default=None, help="the joins' stop threshold (joins.stop)")
     parser.add_argument("--members", type=int, default=5)
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--tiny", action="store_true", help="two small synthetic stacks, GT as 2D labels (seconds)")
     args = parser.parse_args(argv)
+    if args.repeats < 0 or (args.stop is not None and not 0.0 < args.stop <= 1.0):
+        parser.error("--repeats must be >= 0 and --stop in (0, 1]")
     if args.tiny:
         samples, folds, members, steps = _tiny_samples(), ["synthetic1"], 1, 20
         masks = lambda raw, gt, vs: (gt, gt)  # noqa: E731 - perfect 2D labels
@@ -56,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         masks = lambda raw, gt, vs: _masks(raw, vs, args.cut_h, args.sam, args.tta)  # noqa: E731
     print("| fold | " + " | ".join(COLUMNS.values()) + " |")
     print("|---" * (len(COLUMNS) + 1) + "|")
-    for fold, row in validation_folds(samples, masks, folds, members, steps):
+    rows = validation_folds(samples, masks, folds, members, steps, repeats=args.repeats, perturb=jitter, stop=args.stop)
+    for fold, row in rows:
         print_row(fold, {COLUMNS[k]: tuple(row[k][m] for m in ("voi_split", "voi_merge", "arand")) for k in COLUMNS})
     return 0
 

@@ -77,7 +77,8 @@ def _examples(raw: np.ndarray, gt: np.ndarray, vs: tuple, variants: tuple) -> tu
             [contact_examples(labels, raw, gt, vs) for labels in variants])
 
 
-def validation_folds(samples, masks, folds: list[str], members: int = 5, steps: int = 1500):
+def validation_folds(samples, masks, folds: list[str], members: int = 5, steps: int = 1500,
+                     repeats: int = 0, perturb: Any = None, stop: float | None = None):
     """Score joins trained without each validation sample on it: the README's fold tables.
 
     Parameters
@@ -92,13 +93,24 @@ def validation_folds(samples, masks, folds: list[str], members: int = 5, steps: 
         Names of the samples to hold out, one at a time.
     members, steps : int
         Training settings (the shipped model: 5, 1500).
+    repeats : int
+        Also score ``repeats`` perturbed copies of each fold's image, ``perturb(raw, k)`` for
+        ``k = 1..repeats``, segmented with ``masks`` and linked with the same model: how far the
+        fold's figures move for reasons no setting controls.
+    perturb : callable, optional
+        ``perturb(raw, seed) -> raw``; needed when ``repeats > 0``.
+    stop : float, optional
+        The joins' stop threshold (default: the pipeline's, ``JoinSettings().stop``).
 
     Yields
     ------
     (str, dict)
         Each fold's name and its :func:`linking_scores` for the model trained on every other sample,
-        as soon as the fold is done (a fold takes minutes: the training dominates).
+        as soon as the fold is done (a fold takes minutes: the training dominates); then
+        ``"<fold> ~k"`` for each perturbed copy.
     """
+    if repeats and perturb is None:
+        raise ValueError("repeats > 0 needs perturb")
     data = []
     for name, raw, gt, vs in samples:
         variants = masks(raw, gt, vs)
@@ -111,18 +123,22 @@ def validation_folds(samples, masks, folds: list[str], members: int = 5, steps: 
         model = train_join_model(JoinExamples.concat([e for d in rest for e in d[5]]), members=members, steps=steps,
                                  contacts=JoinExamples.concat([e for d in rest for e in d[6]]))
         name, raw, gt, vs, filled = next(d for d in data if d[0] == fold)[:5]
-        yield fold, linking_scores(raw, gt, filled, vs, model)
+        yield fold, linking_scores(raw, gt, filled, vs, model, stop=stop)
+        for k in range(1, repeats + 1):
+            copy = perturb(raw, k)
+            yield f"{fold} ~{k}", linking_scores(copy, gt, masks(copy, gt, vs)[-1], vs, model, stop=stop)
 
 
 def linking_scores(raw: np.ndarray, gt: np.ndarray, labels: np.ndarray, vs: tuple, model: Any,
-                   linkage: str | None = None) -> dict:
+                   linkage: str | None = None, stop: float | None = None) -> dict:
     """VI split / merge and ARAND (3 decimals) of six linkings of one stack of 2D labels.
 
     ``tracker`` (the tracker alone), ``tracker+joins`` and ``tracker+joins+contacts`` (the joins
     starting from the tracker's objects), ``sections+joins`` and ``sections+joins+contacts`` (starting
     from every 2D object; the pipeline's default is the last), all with ``linkage`` (default: the
     pipeline's, ``JoinSettings().linkage``), and ``sections+joins+contacts+<other>``: the default
-    linking with the other linkage rule.
+    linking with the other linkage rule; every join with the stop threshold ``stop`` (default:
+    the pipeline's, ``JoinSettings().stop``).
     """
     from .config import LINKAGES, JoinSettings
     from .evaluation import evaluate
@@ -130,6 +146,7 @@ def linking_scores(raw: np.ndarray, gt: np.ndarray, labels: np.ndarray, vs: tupl
     from .tracking import track
 
     linkage = linkage or JoinSettings().linkage
+    stop = JoinSettings().stop if stop is None else stop
     tracked = track(labels, vs)
     lab3d = np.asarray(tracked.labels)
     sections = SectionObjectIds(labels)
@@ -140,7 +157,7 @@ def linking_scores(raw: np.ndarray, gt: np.ndarray, labels: np.ndarray, vs: tupl
     runs += [("sections", every, sections.n_objects, True, other, "+" + other) for other in LINKAGES if other != linkage]
     for start, ids, n, contacts, rule, suffix in runs:
         joined = learned_joins(labels, raw, ids, vs, model, shifts=tracked.shifts, n_objects=n,
-                               contacts=contacts, linkage=rule)
+                               contacts=contacts, linkage=rule, stop=stop)
         segs[start + ("+joins+contacts" if contacts else "+joins") + suffix] = joined.lut[ids]
     out = {}
     for name, seg in segs.items():

@@ -87,6 +87,15 @@ def test_join_folds_tiny_prints_one_fold_six_ways():
     rows = proc.stdout.strip().splitlines()
     assert len(rows) == 3 and rows[2].startswith("| synthetic1 |")
     assert rows[2].count("0.000 / 0.000 / 0.000") == 6  # perfect 2D labels: every linking is exact
+    proc = subprocess.run([sys.executable, str(EXAMPLES / "join_folds.py"), "--tiny", "--repeats", "1", "--stop",
+                           "0.6"], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = proc.stdout.strip().splitlines()
+    assert len(rows) == 4 and rows[3].startswith("| synthetic1 ~1 |") and rows[3].count("0.000 / 0.000 / 0.000") == 6
+    bad = subprocess.run([sys.executable, str(EXAMPLES / "join_folds.py"), "--tiny", "--stop", "1.5"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "--stop in (0, 1]" in bad.stderr and not bad.stdout
 
 
 def test_validation_folds_train_without_the_fold(monkeypatch):
@@ -102,13 +111,35 @@ def test_validation_folds_train_without_the_fold(monkeypatch):
 
     monkeypatch.setattr(join_recipe, "_examples", examples)
     monkeypatch.setattr(join_recipe, "train_join_model", lambda ex, **kw: trained.append(len(ex.labels)) or "m")
-    monkeypatch.setattr(join_recipe, "linking_scores", lambda raw, gt, lab, vs, model: scored.append(
+    monkeypatch.setattr(join_recipe, "linking_scores", lambda raw, gt, lab, vs, model, stop=None: scored.append(
         int(raw[0, 0, 0])) or {"n": int(raw[0, 0, 0])})
     samples = [(name, np.full((1, 2, 2), n), None, (1.0, 1.0, 1.0)) for name, n in (("a", 3), ("b", 5), ("c", 7))]
     out = dict(join_recipe.validation_folds(samples, lambda raw, gt, vs: (raw,), ["b", "a"]))
     assert trained == [3 + 7, 5 + 7] and scored == [5, 3] and out == {"b": {"n": 5}, "a": {"n": 3}}
     with pytest.raises(ValueError, match=r"no sample named \['d'\]"):
         next(join_recipe.validation_folds(samples, lambda raw, gt, vs: (raw,), ["d"]))
+
+
+def test_validation_folds_score_perturbed_copies_with_the_fold_model(monkeypatch):
+    """``repeats`` copies, perturbed with seeds 1..K, are segmented and linked with the fold's model and stop."""
+    import numpy as np
+
+    from dendrosam.reconstruct import join_recipe
+
+    calls = []
+    one = join_recipe.JoinExamples(np.zeros((1, 1)), np.zeros(1), np.ones(1))
+    monkeypatch.setattr(join_recipe, "_examples", lambda raw, gt, vs, variants: ([one], [one]))
+    monkeypatch.setattr(join_recipe, "train_join_model", lambda ex, **kw: "model")
+    monkeypatch.setattr(join_recipe, "linking_scores", lambda raw, gt, lab, vs, model, stop=None: calls.append(
+        (int(raw[0, 0, 0]), int(lab[0, 0, 0]), model, stop)) or {})
+    samples = [(name, np.full((1, 2, 2), n), None, (1.0, 1.0, 1.0)) for name, n in (("a", 3), ("b", 5))]
+    masks = lambda raw, gt, vs: (raw * 2,)  # noqa: E731 - the "labels" remember the image they came from
+    names = [f for f, _ in join_recipe.validation_folds(samples, masks, ["b"], repeats=2, stop=0.6,
+                                                         perturb=lambda raw, seed: raw + 100 * seed)]
+    assert names == ["b", "b ~1", "b ~2"]
+    assert calls == [(5, 10, "model", 0.6), (105, 210, "model", 0.6), (205, 410, "model", 0.6)]
+    with pytest.raises(ValueError, match="repeats > 0 needs perturb"):
+        next(join_recipe.validation_folds(samples, masks, ["b"], repeats=1))
 
 
 def test_fold_masks_use_the_sam_they_are_given():
@@ -119,3 +150,28 @@ def test_fold_masks_use_the_sam_they_are_given():
 
     with pytest.raises(CheckpointError, match="missing.pt: file not found"):
         _masks(np.full((1, 32, 32), 128, np.uint8), (40.0, 10.0, 10.0), sam="missing.pt")
+
+
+def test_robustness_resamples_sections_and_labels_exactly():
+    """Halving a two-cell section: labels keep the id under each new pixel's centre, the image is area-averaged."""
+    import importlib.util
+
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("robustness", EXAMPLES / "robustness.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    gt = np.zeros((3, 40, 40), np.uint16)
+    gt[:, :, :19], gt[:, :, 21:] = 1, 2  # a 2-px membrane (0) at x 19-20
+    raw = np.where(gt > 0, 200, 30).astype(np.uint8)
+    img, (lab,) = module.resample_stack(raw, [gt], 0.5)
+    assert img.shape == lab.shape == (3, 20, 20) and img.dtype == np.uint8
+    assert lab[1, 7].tolist() == [1] * 9 + [0] + [2] * 10  # source columns 2k + 1: 19 is membrane, 21 is cell 2
+    assert img[1, 7].tolist() == [200] * 9 + [115, 115] + [200] * 9  # (200 + 30) / 2 where a pair holds membrane
+    same, (same_lab,) = module.resample_stack(raw, [gt], 1.0)
+    assert same is raw and same_lab is gt
+    proc = subprocess.run([sys.executable, str(EXAMPLES / "robustness.py"), "--tiny"], capture_output=True,
+                          text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = proc.stdout.strip().splitlines()
+    assert len(rows) == 4 and rows[2].startswith("| synthetic | 10 | 96 × 96 |") and "| 15 | 64 × 64 |" in rows[3]
