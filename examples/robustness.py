@@ -4,6 +4,7 @@ Usage::
 
     python examples/robustness.py [DATA_DIR]                  # pixel sizes (about 5 min on 2 cores)
     python examples/robustness.py DATA_DIR --repeats 5 --medulla-nm 10 --isbi-nm 4   # + 5 noisy copies each
+    python examples/robustness.py DATA_DIR --repeats 6 --medulla-nm 10 --isbi-nm 4 --set joins.stop=0.6
     python examples/robustness.py --tiny                      # a small synthetic stack (seconds)
 
 Users image at 4-15 nm pixels (the DendriteSAM data: 10 and 15 nm); the shipped models were trained on
@@ -101,19 +102,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--isbi-nm", nargs="*", type=float, default=[4.0, 8.0, 12.0],
                         help="pixel sizes (nm) for ISBI z 16-19 (native 4)")
     parser.add_argument("--repeats", type=int, default=0, help="noisy copies per row (SD 0.5 grey levels)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a pipeline setting, as for dendrosam run (e.g. joins.stop=0.6); repeatable")
     parser.add_argument("--tiny", action="store_true", help="a small synthetic stack, model-free segmenter (seconds)")
     args = parser.parse_args(argv)
     if any(px <= 0 for px in args.medulla_nm + args.isbi_nm) or args.repeats < 0:
         parser.error("pixel sizes must be positive and --repeats >= 0")
-    config = None
+    from dendrosam.errors import DendrosamError
+    from dendrosam.reconstruct.config import apply_overrides, config_from_dict, parse_set_option
+
+    base = {"engine": {"workers": 0}, **({"segment": {"method": "threshold"}} if args.tiny else {})}
+    try:
+        config = apply_overrides(config_from_dict(base), dict(parse_set_option(t) for t in args.set))
+    except DendrosamError as exc:
+        parser.error(str(exc))
     if args.tiny:
         from dendrosam.reconstruct import synthetic_em
-        from dendrosam.reconstruct.config import config_from_dict
 
         synth = synthetic_em(shape=(6, 96, 96), voxel_size=(40.0, 10.0, 10.0), n_dendrites=2, seed=1, n_glia=0)
         crops = [("synthetic", [np.asarray(synth.raw), np.asarray(synth.objects)], (40.0, 10.0, 10.0), px)
                  for px in (10.0, 15.0)]
-        config = config_from_dict({"engine": {"workers": 0}, "segment": {"method": "threshold"}})
     else:
         crops = _crops(args.data, args.medulla_nm, args.isbi_nm)
     extra = f" {args.repeats} noisy copies |" if args.repeats else ""

@@ -175,3 +175,12 @@ def test_robustness_resamples_sections_and_labels_exactly():
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = proc.stdout.strip().splitlines()
     assert len(rows) == 4 and rows[2].startswith("| synthetic | 10 | 96 × 96 |") and "| 15 | 64 × 64 |" in rows[3]
+    noisy = subprocess.run([sys.executable, str(EXAMPLES / "robustness.py"), "--tiny", "--repeats", "2", "--set",
+                            "track.gap=2"], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                           timeout=300)
+    assert noisy.returncode == 0, noisy.stderr[-3000:]
+    rows = noisy.stdout.strip().splitlines()
+    assert rows[0].endswith("| 2 noisy copies |") and all(r.count("(mean ") == 2 for r in rows[2:])
+    bad = subprocess.run([sys.executable, str(EXAMPLES / "robustness.py"), "--tiny", "--set", "joins.stopp=1"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "unknown key 'joins.stopp'" in bad.stderr and not bad.stdout
