@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         masks = lambda raw, gt, vs: _masks(raw, vs, args.cut_h, args.sam, args.tta)  # noqa: E731
     print("| fold | " + " | ".join(COLUMNS.values()) + " |")
     print("|---" * (len(COLUMNS) + 1) + "|")
-    rows = validation_folds(samples, masks, folds, members, steps, repeats=args.repeats, perturb=jitter, stop=args.stop)
+    rows = validation_folds(samples, masks, folds, members, steps, repeats=args.repeats, perturb=jitter, stop=args.stop,
+                            linkage="average")  # the columns of joins_quality.py: average linkage, then GAEC
     for fold, row in rows:
         print_row(fold, {COLUMNS[k]: tuple(row[k][m] for m in ("voi_split", "voi_merge", "arand")) for k in COLUMNS})
     return 0

@@ -17,8 +17,9 @@ Each row segments the sections once with the shipped detector + SAM (the pipelin
 * the same model starting from every 2D object on its own, without and with contacts
   (``joins.start = "sections"``; with contacts is the pipeline's default);
 
-all with the pipeline's default agglomeration (``joins.linkage = "average"``), and last the
-default linking with greedy additive edge contraction instead (``"additive"``, GAEC).
+all with average linkage (``joins.linkage = "average"``, the pipeline's default until GAEC replaced
+it), and last the pipeline's default linking: 2D objects + contacts with greedy additive edge
+contraction (``"additive"``, GAEC).
 
 Figures: VI split / VI merge / adapted Rand error (``dendrosam.reconstruct.evaluate``, GT
 background ignored).
@@ -34,8 +35,8 @@ import numpy as np
 
 COLUMNS = {"tracker": "tracker alone", "tracker+joins": "tracks + joins",
            "tracker+joins+contacts": "tracks + joins + contacts", "sections+joins": "2D + joins",
-           "sections+joins+contacts": "2D + joins + contacts (default)",
-           "sections+joins+contacts+additive": "same, GAEC"}
+           "sections+joins+contacts": "2D + joins + contacts",
+           "sections+joins+contacts+additive": "same, GAEC (default)"}
 
 
 def link_six_ways(labels2d: np.ndarray, image: np.ndarray, gt: np.ndarray, voxel_size: tuple,

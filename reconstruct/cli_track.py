@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from dendrosam.reconstruct.cli_io import add_voxel_size_argument, voxel_size_from_args
-from dendrosam.reconstruct.config import JOIN_STARTS, LINKAGES
+from dendrosam.reconstruct.config import JOIN_STARTS, LINKAGES, JoinSettings
 
 __all__ = ["register", "run_track"]
 
@@ -45,9 +45,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--join-start", choices=JOIN_STARTS, default="sections",
                    help="with --joins: agglomerate every 2D object ('sections', default) or the tracker's "
                         "3D objects ('tracks', keeping the tracker's links)")
-    p.add_argument("--linkage", choices=LINKAGES, default="average",
-                   help="with --joins: average linkage of join probabilities (default) or greedy additive "
-                        "contraction of their log-odds (GAEC)")
+    p.add_argument("--linkage", choices=LINKAGES, default=JoinSettings().linkage,
+                   help="with --joins: greedy additive contraction of the join log-odds (GAEC, 'additive', "
+                        "the pipeline's default) or average linkage of the join probabilities")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.set_defaults(func=run_track)
 

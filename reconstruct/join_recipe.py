@@ -78,7 +78,8 @@ def _examples(raw: np.ndarray, gt: np.ndarray, vs: tuple, variants: tuple) -> tu
 
 
 def validation_folds(samples, masks, folds: list[str], members: int = 5, steps: int = 1500,
-                     repeats: int = 0, perturb: Any = None, stop: float | None = None):
+                     repeats: int = 0, perturb: Any = None, stop: float | None = None,
+                     linkage: str | None = None):
     """Score joins trained without each validation sample on it: the README's fold tables.
 
     Parameters
@@ -101,6 +102,8 @@ def validation_folds(samples, masks, folds: list[str], members: int = 5, steps: 
         ``perturb(raw, seed) -> raw``; needed when ``repeats > 0``.
     stop : float, optional
         The joins' stop threshold (default: the pipeline's, ``JoinSettings().stop``).
+    linkage : str, optional
+        The linkage of :func:`linking_scores`'s first five linkings (default: the pipeline's).
 
     Yields
     ------
@@ -123,10 +126,11 @@ def validation_folds(samples, masks, folds: list[str], members: int = 5, steps: 
         model = train_join_model(JoinExamples.concat([e for d in rest for e in d[5]]), members=members, steps=steps,
                                  contacts=JoinExamples.concat([e for d in rest for e in d[6]]))
         name, raw, gt, vs, filled = next(d for d in data if d[0] == fold)[:5]
-        yield fold, linking_scores(raw, gt, filled, vs, model, stop=stop)
+        yield fold, linking_scores(raw, gt, filled, vs, model, linkage=linkage, stop=stop)
         for k in range(1, repeats + 1):
             copy = perturb(raw, k)
-            yield f"{fold} ~{k}", linking_scores(copy, gt, masks(copy, gt, vs)[-1], vs, model, stop=stop)
+            yield f"{fold} ~{k}", linking_scores(copy, gt, masks(copy, gt, vs)[-1], vs, model, linkage=linkage,
+                                                 stop=stop)
 
 
 def linking_scores(raw: np.ndarray, gt: np.ndarray, labels: np.ndarray, vs: tuple, model: Any,

@@ -6,9 +6,12 @@ tracker's 3D objects (:func:`~dendrosam.reconstruct.track`, ``"tracks"``). Every
 2D objects in sections ``z`` / ``z + d`` (``d <= max_gap``) that belong to *different* starting
 objects is scored by a small ensemble of MLPs (:class:`JoinModel`, features in
 :mod:`.join_features`). The pairs are contracted onto the starting objects, and the objects are
-merged by average-linkage agglomeration (the "average" rule of GASP, Bailoni et al. 2022):
-repeatedly merge the two clusters whose interface-weighted mean join probability is highest, while
-it is at least ``stop``. Starting from the tracker's objects keeps every link the tracker made,
+merged by one of two agglomerations (GASP rules, Bailoni et al. 2022). ``linkage="additive"``
+(greedy additive edge contraction, the pipeline's default ``joins.linkage``): every pair adds
+``interface * (logit p - logit stop)`` to its two clusters' edge, and the largest positive sum is
+contracted first. ``linkage="average"`` (this function's default, kept for the API): repeatedly
+merge the two clusters whose interface-weighted mean join probability is highest, while it is at
+least ``stop``. Starting from the tracker's objects keeps every link the tracker made,
 right or wrong; starting from the 2D objects lets the classifier decide those links too.
 
 When asked to (``contacts=True``, the pipeline's default) and the model has a

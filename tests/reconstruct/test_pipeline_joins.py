@@ -60,7 +60,7 @@ def test_joins_rejoin_tubes_split_at_a_blank_section(tmp_path, iou_model):
     assert "joins" in run["timings_s"]
     card = run["models"]["joins"]
     assert card["stop"] == 0.5 and card["max_gap"] == 2 and card["card"] == {"name": "iou>0.5"}
-    assert card["contacts"] is True and card["linkage"] == "average" and card["start"] == "sections"
+    assert card["contacts"] is True and card["linkage"] == "additive" and card["start"] == "sections"
     # only gap-2 pairs (9-11) cross the blank: with max_gap 1 nothing is joined across it
     one = reconstruct_volume(img, tmp_path / "gap1", config(iou_model, max_gap=1), VOXEL, progress=False)
     np.testing.assert_array_equal(one.labels3d[:], plain.labels3d[:])
