@@ -6,7 +6,7 @@ Usage::
     python examples/join_folds.py DATA_DIR --cut-h 1.5     # the same with masks cut at cell interiors
     python examples/join_folds.py DATA_DIR --sam segment/models/dendrosam_sam_pieces.pt   # another SAM
     python examples/join_folds.py DATA_DIR --folds "gala[0::4]" "isbi[0:16]"
-    python examples/join_folds.py DATA_DIR --repeats 3 --stop 0.6   # + 3 noisy copies of each fold; another stop
+    python examples/join_folds.py DATA_DIR --repeats 3 --stop 0.6   # + 3 noisy copies per fold; another stop
     python examples/join_folds.py --tiny                   # two small synthetic stacks (seconds)
 
 Every sample of the shipped recipe (:data:`dendrosam.reconstruct.join_recipe.DEFAULT_JOIN_SAMPLES`,

@@ -130,8 +130,8 @@ def test_validation_folds_score_perturbed_copies_with_the_fold_model(monkeypatch
     one = join_recipe.JoinExamples(np.zeros((1, 1)), np.zeros(1), np.ones(1))
     monkeypatch.setattr(join_recipe, "_examples", lambda raw, gt, vs, variants: ([one], [one]))
     monkeypatch.setattr(join_recipe, "train_join_model", lambda ex, **kw: "model")
-    monkeypatch.setattr(join_recipe, "linking_scores", lambda raw, gt, lab, vs, model, stop=None, linkage=None: calls.append(
-        (int(raw[0, 0, 0]), int(lab[0, 0, 0]), model, stop)) or {})
+    monkeypatch.setattr(join_recipe, "linking_scores", lambda raw, gt, lab, vs, model, stop=None, linkage=None:
+                        calls.append((int(raw[0, 0, 0]), int(lab[0, 0, 0]), model, stop)) or {})
     samples = [(name, np.full((1, 2, 2), n), None, (1.0, 1.0, 1.0)) for name, n in (("a", 3), ("b", 5))]
     masks = lambda raw, gt, vs: (raw * 2,)  # noqa: E731 - the "labels" remember the image they came from
     names = [f for f, _ in join_recipe.validation_folds(samples, masks, ["b"], repeats=2, stop=0.6,
