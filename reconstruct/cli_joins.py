@@ -27,8 +27,11 @@ def register(subparsers: Any) -> None:
                    metavar=("LABELS2D", "IMAGE", "GT"), help="one training stack (repeatable)")
     p.add_argument("--out", required=True, metavar="MODEL.npz", help="model file to write")
     add_voxel_size_argument(p)
-    p.add_argument("--members", type=int, default=5, help="ensemble size (default 5)")
-    p.add_argument("--steps", type=int, default=1500, help="Adam steps per member (default 1500)")
+    p.add_argument("--classifier", choices=("mlp", "trees"), default="mlp",
+                   help="MLP ensembles (default) or gradient-boosted trees (needs scikit-learn; about a minute "
+                        "where the MLPs take half an hour)")
+    p.add_argument("--members", type=int, default=5, help="MLP ensemble size (default 5)")
+    p.add_argument("--steps", type=int, default=1500, help="Adam steps per MLP member (default 1500)")
     p.add_argument("--max-gap", type=int, default=2, help="largest section distance of a pair (default 2)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first member (default 0)")
     p.add_argument("--no-contacts", action="store_true",
@@ -73,7 +76,7 @@ def run_train_joins(args: argparse.Namespace) -> int:
         print(f"{labels_path}: {len(parts[-1].labels)} pairs{contacts}", file=sys.stderr)
     examples = JoinExamples.concat(parts)
     model = train_join_model(examples, members=args.members, steps=args.steps, seed=args.seed,
-                             card={"samples": sources, "max_gap": args.max_gap},
+                             classifier=args.classifier, card={"samples": sources, "max_gap": args.max_gap},
                              contacts=JoinExamples.concat(touching) if touching else None, reach_nm=args.reach_nm)
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out)

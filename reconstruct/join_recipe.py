@@ -23,6 +23,7 @@ training half (README).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,7 @@ def _examples(raw: np.ndarray, gt: np.ndarray, vs: tuple, variants: tuple) -> tu
 
 def validation_folds(samples, masks, folds: list[str], members: int = 5, steps: int = 1500,
                      repeats: int = 0, perturb: Any = None, stop: float | None = None,
-                     linkage: str | None = None):
+                     linkage: str | None = None, classifier: str = "mlp"):
     """Score joins trained without each validation sample on it: the README's fold tables.
 
     Parameters
@@ -94,6 +95,8 @@ def validation_folds(samples, masks, folds: list[str], members: int = 5, steps: 
         Names of the samples to hold out, one at a time.
     members, steps : int
         Training settings (the shipped model: 5, 1500).
+    classifier : {"mlp", "trees"}
+        The classifiers to train (:func:`.train_join_model`; the shipped model: ``"mlp"``).
     repeats : int
         Also score ``repeats`` perturbed copies of each fold's image, ``perturb(raw, k)`` for
         ``k = 1..repeats``, segmented with ``masks`` and linked with the same model: how far the
@@ -124,7 +127,7 @@ def validation_folds(samples, masks, folds: list[str], members: int = 5, steps: 
     for fold in folds:
         rest = [d for d in data if d[0] != fold]
         model = train_join_model(JoinExamples.concat([e for d in rest for e in d[5]]), members=members, steps=steps,
-                                 contacts=JoinExamples.concat([e for d in rest for e in d[6]]))
+                                 contacts=JoinExamples.concat([e for d in rest for e in d[6]]), classifier=classifier)
         name, raw, gt, vs, filled = next(d for d in data if d[0] == fold)[:5]
         yield fold, linking_scores(raw, gt, filled, vs, model, linkage=linkage, stop=stop)
         for k in range(1, repeats + 1):
@@ -231,9 +234,7 @@ def refresh_card(data: Path, models: Path, command: str, sam: str | None = None,
 
 
 def _install(model: Any, card: dict, models: Path, name: str) -> None:
-    from .joins import JoinModel
-
-    model = JoinModel(model.mean, model.std, model.members, card, model.contacts)
+    model = replace(model, card=card)
     models.mkdir(parents=True, exist_ok=True)
     model.save(models / f"{name}.npz")
     (models / f"{name}.card.json").write_text(json.dumps(card, indent=1) + "\n")

@@ -5,14 +5,15 @@ your segmentation produces (:func:`join_examples`); its label is whether both ob
 ground-truth neuron is the same (pairs touching an object with no ground truth are left out).
 The loss is binary cross-entropy weighted by the interface area (nm²), so the classifier is most
 accurate on the pairs that move the most voxels. The contact ensemble is trained the same way on
-the pairs of 2D objects that touch within a section (:func:`contact_examples`). Each ensemble member is a 2-hidden-layer MLP trained
-full-batch with Adam from its own seed; members differ only by initialisation.
+the pairs of 2D objects that touch within a section (:func:`contact_examples`). Each ensemble member
+is a 2-hidden-layer MLP trained full-batch with Adam from its own seed; members differ only by
+initialisation. ``classifier="trees"`` fits gradient-boosted trees instead (:mod:`.join_trees`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -21,9 +22,13 @@ from dendrosam.errors import InputError
 
 from .join_contacts import CONTACT_FEATURE_NAMES, DEFAULT_REACH_NM, iter_contact_tables
 from .join_features import FEATURE_NAMES, iter_pair_tables
+from .join_trees import TREE_DEFAULTS, fit_trees
 from .joins import JoinModel
 
-__all__ = ["JoinExamples", "join_examples", "contact_examples", "train_join_model"]
+__all__ = ["JoinExamples", "join_examples", "contact_examples", "train_join_model", "CLASSIFIERS"]
+
+#: The join classifiers :func:`train_join_model` fits.
+CLASSIFIERS = ("mlp", "trees")
 
 
 @dataclass(frozen=True)
@@ -113,18 +118,30 @@ def _fit(examples: JoinExamples, names: Sequence[str], members: int, hidden: int
     return JoinModel(mean, std, tuple(out), info)
 
 
+def _fit_trees(examples: JoinExamples, names: Sequence[str], seed: int) -> JoinModel:
+    x = examples.features
+    if x.shape[1] != len(names):
+        raise InputError(f"expected {len(names)} features, got {x.shape[1]}")
+    trees = fit_trees(x, examples.labels, examples.weights, seed=seed)
+    info = {"classifier": "trees", "features": list(names), **TREE_DEFAULTS, "seed": seed, "n_pairs": int(len(x)),
+            "n_nodes": int(len(trees.feature)), "positive_fraction": float(examples.labels.mean())}
+    return JoinModel(np.zeros(len(names)), np.ones(len(names)), (), info, trees=trees)
+
+
 def train_join_model(examples: JoinExamples, members: int = 5, hidden: int = 32, steps: int = 1500,
                      lr: float = 1e-2, weight_decay: float = 1e-4, seed: int = 0,
                      card: dict | None = None, contacts: JoinExamples | None = None,
-                     reach_nm: float = DEFAULT_REACH_NM) -> JoinModel:
-    """Fit ensembles of MLPs (``F -> hidden -> hidden -> 1``), full batch, CPU, deterministic.
+                     reach_nm: float = DEFAULT_REACH_NM, classifier: str = "mlp") -> JoinModel:
+    """Fit both classifiers: MLP ensembles (``F -> hidden -> hidden -> 1``) or gradient-boosted trees.
+
+    Full batch, CPU, deterministic for a given input.
 
     Parameters
     ----------
     examples : JoinExamples
         From :func:`join_examples` (several stacks: :meth:`JoinExamples.concat`).
     members : int
-        Ensemble size; member ``k`` starts from seed ``seed + k``.
+        MLP ensemble size; member ``k`` starts from seed ``seed + k``.
     hidden, steps, lr, weight_decay
         MLP width, Adam steps, learning rate and weight decay.
     card : dict, optional
@@ -135,13 +152,25 @@ def train_join_model(examples: JoinExamples, members: int = 5, hidden: int = 32,
     reach_nm : float
         The ``reach_nm`` the contact examples were made with (stored in the contact card, used
         again at inference).
+    classifier : {"mlp", "trees"}
+        ``"trees"``: gradient-boosted trees (:func:`.join_trees.fit_trees`, :data:`.TREE_DEFAULTS`;
+        needs scikit-learn; a minute where the MLPs take half an hour). ``members``, ``hidden``,
+        ``steps``, ``lr`` and ``weight_decay`` then do not apply.
     """
-    pairs = _fit(examples, FEATURE_NAMES, members, hidden, steps, lr, weight_decay, seed)
+    if classifier not in CLASSIFIERS:
+        raise InputError(f"classifier must be one of {', '.join(CLASSIFIERS)}, got {classifier!r}")
+
+    def fit(ex: JoinExamples, names: Sequence[str]) -> JoinModel:
+        if classifier == "trees":
+            return _fit_trees(ex, names, seed)
+        return _fit(ex, names, members, hidden, steps, lr, weight_decay, seed)
+
+    pairs = fit(examples, FEATURE_NAMES)
     touching = None
     if contacts is not None and len(contacts.labels):
-        touching = _fit(contacts, CONTACT_FEATURE_NAMES, members, hidden, steps, lr, weight_decay, seed)
-        touching = JoinModel(touching.mean, touching.std, touching.members, {**touching.card, "reach_nm": reach_nm})
+        touching = fit(contacts, CONTACT_FEATURE_NAMES)
+        touching = replace(touching, card={**touching.card, "reach_nm": reach_nm})
     card = {**pairs.card, **(card or {})}
     if touching is not None:
         card["contacts"] = touching.card
-    return JoinModel(pairs.mean, pairs.std, pairs.members, card, touching)
+    return replace(pairs, card=card, contacts=touching)

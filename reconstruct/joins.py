@@ -39,7 +39,7 @@ Examples
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ from .agglomerate import additive_agglomeration, average_agglomeration, logit, m
 from .config import LINKAGES
 from .join_contacts import CONTACT_FEATURE_NAMES, DEFAULT_REACH_NM, ContactTable, contact_tables
 from .join_features import FEATURE_NAMES, SectionObjectIds, iter_pair_tables
+from .join_trees import TreeEnsemble
 
 __all__ = ["JoinModel", "JoinResult", "SectionObjectIds", "average_agglomeration", "additive_agglomeration",
            "learned_joins", "default_join_model", "load_join_model", "DEFAULT_JOIN_MODEL", "PIECES_JOIN_MODEL"]
@@ -62,20 +63,25 @@ PIECES_JOIN_MODEL = DEFAULT_JOIN_MODEL.with_name("dendrosam_joins_pieces.npz")
 
 @dataclass(frozen=True)
 class JoinModel:
-    """Ensembles of small MLPs that score 2D-object pairs (numpy inference, no torch needed).
+    """Classifiers that score 2D-object pairs: an ensemble of small MLPs or gradient-boosted trees.
+
+    Inference is numpy / numba only (no torch or scikit-learn needed).
 
     Attributes
     ----------
     mean, std : numpy.ndarray
-        (F,) feature standardisation.
+        (F,) feature standardisation (of the MLP input; zeros and ones for trees).
     members : tuple
-        One tuple of ``(weight, bias)`` layers per member; ReLU between layers, sigmoid at the end.
+        One tuple of ``(weight, bias)`` layers per MLP member; ReLU between layers, sigmoid at the
+        end. Empty for a tree model.
     card : dict
         Provenance: data, command, validation figures.
     contacts : JoinModel, optional
         The ensemble that scores contacts *within* a section (features
         :data:`~.join_contacts.CONTACT_FEATURE_NAMES`); None for a model that only scores overlaps
         between sections.
+    trees : TreeEnsemble, optional
+        Gradient-boosted trees (:mod:`.join_trees`) that replace the MLP members.
     """
 
     mean: np.ndarray
@@ -83,9 +89,12 @@ class JoinModel:
     members: tuple = field(repr=False)
     card: dict = field(default_factory=dict, compare=False)
     contacts: JoinModel | None = field(default=None, repr=False)
+    trees: TreeEnsemble | None = field(default=None, repr=False)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
-        """Join probability of each row of ``features`` ((P, F) -> (P,)), the members' mean."""
+        """Join probability of each row of ``features`` ((P, F) -> (P,)): the trees', or the MLP members' mean."""
+        if self.trees is not None:
+            return self.trees.predict(features)
         x = (np.asarray(features, np.float64) - self.mean) / self.std
         out = np.zeros(len(x))
         for layers in self.members:
@@ -102,6 +111,8 @@ class JoinModel:
         for k, layers in enumerate(self.members):
             for i, (w, b) in enumerate(layers):
                 arrays[f"{prefix}m{k}_w{i}"], arrays[f"{prefix}m{k}_b{i}"] = w, b
+        if self.trees is not None:
+            arrays.update(self.trees.arrays(f"{prefix}trees_"))
         return arrays
 
     def save(self, path: str | Path) -> None:
@@ -119,8 +130,10 @@ class JoinModel:
             n = sum(1 for key in data if key.startswith(f"{prefix}m{k}_w"))
             members.append(tuple((data[f"{prefix}m{k}_w{i}"], data[f"{prefix}m{k}_b{i}"]) for i in range(n)))
             k += 1
-        model = JoinModel(data[f"{prefix}mean"], data[f"{prefix}std"], tuple(members), card)
-        if not members or model.mean.shape != (n_features,):
+        trees = TreeEnsemble.from_arrays(data, f"{prefix}trees_") if f"{prefix}trees_feature" in data else None
+        model = JoinModel(data[f"{prefix}mean"], data[f"{prefix}std"], tuple(members), card, trees=trees)
+        too_wide = trees is not None and trees.feature.max(initial=-1) >= n_features
+        if (not members and trees is None) or model.mean.shape != (n_features,) or too_wide:
             raise ValueError(f"its {'contact' if prefix else 'pair'} ensemble is not for {n_features} features")
         return model
 
@@ -137,7 +150,7 @@ class JoinModel:
             model = cls._from(data, "", len(FEATURE_NAMES), card)
             if "contacts_mean" in data:
                 contacts = cls._from(data, "contacts_", len(CONTACT_FEATURE_NAMES), dict(card.get("contacts", {})))
-                model = cls(model.mean, model.std, model.members, card, contacts)
+                model = replace(model, card=card, contacts=contacts)
         except KeyError as exc:
             raise CheckpointError(f"{path} is not a dendrosam join model (missing {exc})") from None
         except ValueError as exc:

@@ -62,6 +62,17 @@ def test_train_joins_then_track_with_them(tmp_path, files, capsys):
                  "--joins", str(model_path), "--image", str(paths["image"]), "--linkage", "additive"]) == 0
     assert "2 3D objects" in capsys.readouterr().out
     np.testing.assert_array_equal(zarr.open_array(str(additive / "labels" / "tracks" / "0"), mode="r")[:], labels)
+    # gradient-boosted trees: every training pair is one neuron, so a constant "join" model, same result
+    trees_path = tmp_path / "trees.npz"
+    assert main(["train-joins", "--sample", str(paths["labels2d"]), str(paths["image"]), str(paths["gt"]),
+                 "--out", str(trees_path), "--classifier", "trees", *vs]) == 0
+    trees = JoinModel.load(trees_path)
+    assert trees.members == () and trees.card["classifier"] == "trees" and trees.trees.roots.size == 0
+    assert trees.predict(np.zeros((1, trees.mean.size))).tolist() == pytest.approx([1 - 1e-6])
+    by_trees = tmp_path / "by_trees.zarr"
+    assert main(["track", str(paths["labels2d"]), "--out", str(by_trees), "--gap", "0", *vs,
+                 "--joins", str(trees_path), "--image", str(paths["image"])]) == 0
+    np.testing.assert_array_equal(zarr.open_array(str(by_trees / "labels" / "tracks" / "0"), mode="r")[:], labels)
 
 
 def test_join_cli_errors_are_one_line(tmp_path, files, capsys):
