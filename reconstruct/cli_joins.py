@@ -27,9 +27,9 @@ def register(subparsers: Any) -> None:
                    metavar=("LABELS2D", "IMAGE", "GT"), help="one training stack (repeatable)")
     p.add_argument("--out", required=True, metavar="MODEL.npz", help="model file to write")
     add_voxel_size_argument(p)
-    p.add_argument("--classifier", choices=("mlp", "trees"), default="mlp",
-                   help="MLP ensembles (default) or gradient-boosted trees (needs scikit-learn; about a minute "
-                        "where the MLPs take half an hour)")
+    p.add_argument("--classifier", choices=("trees", "mlp"), default="trees",
+                   help="gradient-boosted trees (default, as the shipped model; about a minute) or MLP ensembles "
+                        "(--members, --steps; about half an hour)")
     p.add_argument("--members", type=int, default=5, help="MLP ensemble size (default 5)")
     p.add_argument("--steps", type=int, default=1500, help="Adam steps per MLP member (default 1500)")
     p.add_argument("--max-gap", type=int, default=2, help="largest section distance of a pair (default 2)")

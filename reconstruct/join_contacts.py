@@ -25,6 +25,9 @@ larger):
   8  absolute difference of the two objects' mean intensity
   9  absolute difference of their intensity standard deviations
  10  fraction of the contact line where the masks themselves touch (no unlabelled gap)
+11-12 solidity and fraction of pixels darker than -1 SD of the first object (in order of their
+     ids in the section; :func:`.join_features.object_shape`)
+13-14 the same for the second object
 ===  ===================================================================================
 """
 
@@ -44,6 +47,7 @@ __all__ = ["CONTACT_FEATURE_NAMES", "ContactTable", "contact_tables", "iter_cont
 CONTACT_FEATURE_NAMES = (
     "log_area_small", "log_area_large", "log_contact", "contact_per_size_small", "contact_per_size_large",
     "line_intensity", "line_contrast", "line_darker", "intensity_diff", "texture_diff", "direct_fraction",
+    "solidity_a", "dark_fraction_a", "solidity_b", "dark_fraction_b",
 )
 DEFAULT_REACH_NM = 30.0
 
@@ -61,7 +65,7 @@ class ContactTable:
     length : numpy.ndarray
         (P,) contact length in pixels (pixel edges on the line where the grown objects meet).
     features : numpy.ndarray
-        (P, 11) float64, columns :data:`CONTACT_FEATURE_NAMES`.
+        (P, 15) float64, columns :data:`CONTACT_FEATURE_NAMES`.
     """
 
     z: int
@@ -72,7 +76,7 @@ class ContactTable:
 
 
 def _contact_table(z: int, objects: Any, mean: np.ndarray, std: np.ndarray, ref: np.ndarray,
-                   img: np.ndarray, reach_px: float, pixel_size: float) -> ContactTable:
+                   img: np.ndarray, reach_px: float, pixel_size: float, shape: np.ndarray) -> ContactTable:
     dense = objects.dense
     grown = expand_labels(dense, reach_px) if reach_px > 0 else dense
     firsts, seconds, values, direct = [], [], [], []
@@ -108,6 +112,7 @@ def _contact_table(z: int, objects: Any, mean: np.ndarray, std: np.ndarray, ref:
         count / np.sqrt(size[small]), count / np.sqrt(size[large]),
         line, line - 0.5 * (mean[pa] + mean[pb]), darker,
         np.abs(mean[pa] - mean[pb]), np.abs(std[pa] - std[pb]), touching,
+        shape[pa, 0], shape[pa, 1], shape[pb, 0], shape[pb, 1],
     ], axis=1)
     return ContactTable(z, ref[pa], ref[pb], count.astype(np.int64), features)
 
@@ -124,7 +129,7 @@ def contact_tables(voxel_size: tuple[float, float, float],
     pixel = 0.5 * (float(voxel_size[1]) + float(voxel_size[2]))
 
     def table(s: Any) -> ContactTable:
-        return _contact_table(s.z, s.objects, s.mean, s.std, s.ref, s.img, reach_nm / pixel, pixel)
+        return _contact_table(s.z, s.objects, s.mean, s.std, s.ref, s.img, reach_nm / pixel, pixel, s.shape)
 
     return table
 

@@ -22,7 +22,14 @@ do not depend on the pixel size or on the image's bit depth and contrast:
  16  difference of the two objects' mean intensity, the image z-scored per section
  17  difference of their intensity standard deviations (same scale)
  18  absolute log area ratio
+19-20 solidity of object a (area / area of its convex hull: a mask that leaks from one neurite
+     into its neighbour is seldom convex), and the fraction of its pixels darker than -1 SD of
+     its z-scored section (a mask that spans a membrane contains dark pixels)
+21-22 the same for object b
 ===  ===================================================================================
+
+Models trained on an earlier, shorter feature list (the first 19 columns) still work: a model
+reads the leading columns it was trained on (:meth:`~.joins.JoinModel.predict`).
 
 Sections are aligned with the tracker's shifts (``TrackResult.shifts``) before overlaps are
 counted, so shifted sections are compared where they match.
@@ -42,14 +49,16 @@ from dendrosam.errors import LabelError
 from .overlap import SectionObjects, contingency, majority_labels, section_objects, shift_image
 from .track_scan import read_section
 
-__all__ = ["FEATURE_NAMES", "PairTable", "SectionObjectIds", "iter_pair_tables", "zscore"]
+__all__ = ["FEATURE_NAMES", "OBJECT_FEATURE_NAMES", "PairTable", "object_shape", "SectionObjectIds", "iter_pair_tables", "zscore"]
 
 FEATURE_NAMES = (
     "gap", "log_area_a", "log_area_b", "log_overlap", "frac_a", "frac_b", "iou",
     "rel_best_a", "rel_best_b", "is_best_a", "is_best_b", "covered_a", "covered_b",
     "log_partners_a", "log_partners_b", "centroid_distance", "intensity_diff", "texture_diff",
-    "log_area_ratio",
+    "log_area_ratio", "solidity_a", "dark_fraction_a", "solidity_b", "dark_fraction_b",
 )
+#: The per-object columns at the end of both feature lists (:func:`object_shape`, for each object).
+OBJECT_FEATURE_NAMES = ("solidity", "dark_fraction")
 
 
 @dataclass(frozen=True)
@@ -66,7 +75,7 @@ class PairTable:
     count : numpy.ndarray
         (P,) overlap in pixels (after alignment).
     features : numpy.ndarray
-        (P, 19) float64, columns :data:`FEATURE_NAMES`.
+        (P, 23) float64, columns :data:`FEATURE_NAMES`.
     """
 
     za: int
@@ -85,6 +94,7 @@ class _Section:
     std: np.ndarray  # (N,) z-scored intensity std
     ref: np.ndarray  # (N,) majority reference label
     img: np.ndarray  # (Y, X) the z-scored section
+    shape: np.ndarray  # (N, 2) solidity and dark fraction (object_shape)
 
 
 def zscore(section: Any) -> np.ndarray:
@@ -150,6 +160,31 @@ class SectionObjectIds:
         return out, objects.ids
 
 
+def object_shape(objects: SectionObjects, img: np.ndarray) -> np.ndarray:
+    """(N, 2) per 2D object: solidity (area / convex hull area) and the fraction of pixels below -1.
+
+    ``img`` is the z-scored section (:func:`zscore`); objects are ``objects.dense`` ids ``1..N``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dendrosam.reconstruct.overlap import section_objects
+    >>> lab = np.zeros((5, 6), int); lab[1:4, 0:3] = 1; lab[0:3, 4] = 2; lab[3, 4:6] = 2; lab[4, 5] = 2
+    >>> img = np.zeros((5, 6)); img[1, 0:3] = -2.0
+    >>> object_shape(section_objects(lab), img).round(3).tolist()  # in order of first pixel: the hook, the square
+    [[0.857, 0.0], [1.0, 0.333]]
+    """
+    from skimage.measure import regionprops
+
+    out = np.zeros((objects.n, len(OBJECT_FEATURE_NAMES)))
+    for region in regionprops(objects.dense):
+        out[region.label - 1, 0] = region.solidity
+    flat = objects.dense.ravel()
+    dark = np.bincount(flat, weights=(img.ravel() < -1.0), minlength=objects.n + 1)[1:]
+    out[:, 1] = dark / np.maximum(objects.size, 1)
+    return out
+
+
 def _read(labels2d: Any, image: Any, ref: Any, z: int) -> _Section:
     objects = section_objects(read_section(labels2d, z))
     img = zscore(image[z])
@@ -172,7 +207,7 @@ def _read(labels2d: Any, image: Any, ref: Any, z: int) -> _Section:
         r = majority_labels(objects, section_objects(ref_section))
     else:
         r = np.zeros(n, np.int64)
-    return _Section(z, objects, mean, std, r, img)
+    return _Section(z, objects, mean, std, r, img, object_shape(objects, img))
 
 
 def _pair_table(a: _Section, b: _Section, shift: tuple[int, int], pixel_area: float) -> PairTable:
@@ -201,6 +236,7 @@ def _pair_table(a: _Section, b: _Section, shift: tuple[int, int], pixel_area: fl
         np.hypot(*(ca - cb).T) / np.sqrt(np.minimum(sa, sb)),
         a.mean[ia] - b.mean[ib], a.std[ia] - b.std[ib],
         np.abs(np.log(sa / sb)),
+        a.shape[ia, 0], a.shape[ia, 1], b.shape[ib, 0], b.shape[ib, 1],
     ], axis=1) if c.size else np.zeros((0, len(FEATURE_NAMES)))
     return PairTable(a.z, b.z, a.ref[ia], b.ref[ib], c.astype(np.int64), features)
 

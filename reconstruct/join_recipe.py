@@ -174,11 +174,13 @@ def linking_scores(raw: np.ndarray, gt: np.ndarray, labels: np.ndarray, vs: tupl
 
 
 def default_joins_run(data: Path, models: Path, command: str, members: int = 5, steps: int = 1500,
-                      sam: str | None = None, name: str = "dendrosam_joins_default") -> dict:
+                      sam: str | None = None, name: str = "dendrosam_joins_default",
+                      classifier: str = "trees") -> dict:
     """Train the shipped join model on :data:`DEFAULT_JOIN_SAMPLES`; write it and its card to ``models``.
 
     ``sam``: train on the masks of this SAM (``segment.sam``; default: the shipped default SAM),
-    installed as ``name`` (``dendrosam_joins_pieces`` for ``sam = "pieces"``).
+    installed as ``name`` (``dendrosam_joins_pieces`` for ``sam = "pieces"``). ``classifier``:
+    gradient-boosted trees (the shipped model) or ``"mlp"`` ensembles (``members``, ``steps``).
     """
     parts, touching, names = [], [], []
     for sample, raw, gt, vs in load_samples(data):
@@ -190,7 +192,8 @@ def default_joins_run(data: Path, models: Path, command: str, members: int = 5, 
             print(f"{sample}{variant}: {len(p.labels)} pairs, {len(c.labels)} contacts", flush=True)
     examples = JoinExamples.concat(parts)
     model = train_join_model(examples, members=members, steps=steps, contacts=JoinExamples.concat(touching),
-                             card={"samples": names, "command": command, "stop": 0.5, "sam": sam or "default"})
+                             card={"samples": names, "command": command, "stop": 0.5, "sam": sam or "default"},
+                             classifier=classifier)
     card = {**model.card, **heldout_scores(data, model, sam),
             "data_licences": "medulla: Janelia FlyEM NeuroProof examples (CC-BY); ISBI 2012: Cardona et al. "
                              "2010 (non-commercial); gala: (c) 2012 HHMI, BSD-style"}

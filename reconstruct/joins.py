@@ -92,10 +92,15 @@ class JoinModel:
     trees: TreeEnsemble | None = field(default=None, repr=False)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
-        """Join probability of each row of ``features`` ((P, F) -> (P,)): the trees', or the MLP members' mean."""
+        """Join probability of each row of ``features`` ((P, F) -> (P,)): the trees', or the MLP members' mean.
+
+        A model trained on fewer features than ``F`` (an earlier feature list: the same columns,
+        fewer of them) reads the leading columns it knows.
+        """
+        x = np.asarray(features, np.float64)[:, :self.mean.size]
         if self.trees is not None:
-            return self.trees.predict(features)
-        x = (np.asarray(features, np.float64) - self.mean) / self.std
+            return self.trees.predict(x)
+        x = (x - self.mean) / self.std
         out = np.zeros(len(x))
         for layers in self.members:
             h = x
@@ -124,7 +129,7 @@ class JoinModel:
         np.savez_compressed(path, **arrays)
 
     @staticmethod
-    def _from(data: dict, prefix: str, n_features: int, card: dict) -> JoinModel:
+    def _from(data: dict, prefix: str, n_features: tuple[int, ...], card: dict) -> JoinModel:
         members, k = [], 0
         while f"{prefix}m{k}_w0" in data:
             n = sum(1 for key in data if key.startswith(f"{prefix}m{k}_w"))
@@ -132,9 +137,10 @@ class JoinModel:
             k += 1
         trees = TreeEnsemble.from_arrays(data, f"{prefix}trees_") if f"{prefix}trees_feature" in data else None
         model = JoinModel(data[f"{prefix}mean"], data[f"{prefix}std"], tuple(members), card, trees=trees)
-        too_wide = trees is not None and trees.feature.max(initial=-1) >= n_features
-        if (not members and trees is None) or model.mean.shape != (n_features,) or too_wide:
-            raise ValueError(f"its {'contact' if prefix else 'pair'} ensemble is not for {n_features} features")
+        width = model.mean.size  # the current feature list, or the earlier one (its leading columns)
+        too_wide = trees is not None and trees.feature.max(initial=-1) >= width
+        if (not members and trees is None) or model.mean.shape != (width,) or width not in n_features or too_wide:
+            raise ValueError(f"its {'contact' if prefix else 'pair'} ensemble is not for {n_features[-1]} features")
         return model
 
     @classmethod
@@ -147,9 +153,10 @@ class JoinModel:
             raise CheckpointError(f"cannot read join model {path}: {exc}") from None
         try:
             card = json.loads(str(data["card"]))
-            model = cls._from(data, "", len(FEATURE_NAMES), card)
+            model = cls._from(data, "", (LEGACY_WIDTHS[0], len(FEATURE_NAMES)), card)
             if "contacts_mean" in data:
-                contacts = cls._from(data, "contacts_", len(CONTACT_FEATURE_NAMES), dict(card.get("contacts", {})))
+                contacts = cls._from(data, "contacts_", (LEGACY_WIDTHS[1], len(CONTACT_FEATURE_NAMES)),
+                                     dict(card.get("contacts", {})))
                 model = replace(model, card=card, contacts=contacts)
         except KeyError as exc:
             raise CheckpointError(f"{path} is not a dendrosam join model (missing {exc})") from None
@@ -174,6 +181,9 @@ def load_join_model(name: str) -> JoinModel | None:
         return default_join_model()
     return JoinModel.load(PIECES_JOIN_MODEL if name == "pieces" else name)
 
+
+#: Feature counts (pairs, contacts) of models trained before the per-object columns were added.
+LEGACY_WIDTHS = (19, 11)
 
 _POOL_EVERY = 1_000_000  # scored pairs held before they are pooled per object pair
 

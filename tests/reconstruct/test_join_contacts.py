@@ -113,5 +113,5 @@ def test_model_with_contacts_round_trip_and_training(tmp_path):
     arrays = dict(np.load(tmp_path / "m.npz"))
     arrays["contacts_mean"] = np.zeros(3)
     np.savez(tmp_path / "bad.npz", **arrays)
-    with pytest.raises(CheckpointError, match="its contact ensemble is not for 11 features"):
+    with pytest.raises(CheckpointError, match="its contact ensemble is not for 15 features"):
         JoinModel.load(tmp_path / "bad.npz")

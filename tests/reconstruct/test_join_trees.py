@@ -38,14 +38,14 @@ def test_exported_trees_predict_exactly_what_scikit_learn_predicts():
 def test_tree_model_file_round_trip_and_corrupt_trees(tmp_path):
     x, y, w = _data()
     ex = JoinExamples(x, y, w)
-    contacts = JoinExamples(x[:, :11], (x[:, 0] > 0).astype(float), w)
+    contacts = JoinExamples(x[:, :15], (x[:, 0] > 0).astype(float), w)
     model = train_join_model(ex, contacts=contacts, classifier="trees", card={"trained_on": "x"})
     assert model.members == () and model.card["classifier"] == "trees" and model.contacts.card["reach_nm"] == 30.0
     assert ((model.predict(x) > 0.5) == (y > 0.5)).mean() > 0.95
     model.save(tmp_path / "m.npz")
     back = JoinModel.load(tmp_path / "m.npz")
     np.testing.assert_array_equal(back.predict(x), model.predict(x))
-    np.testing.assert_array_equal(back.contacts.predict(x[:, :11]), model.contacts.predict(x[:, :11]))
+    np.testing.assert_array_equal(back.contacts.predict(x[:, :15]), model.contacts.predict(x[:, :15]))
     assert back.card["trained_on"] == "x" and back.trees.baseline == model.trees.baseline
     with np.load(tmp_path / "m.npz") as z:
         data = {k: z[k] for k in z.files}

@@ -32,7 +32,7 @@ def test_train_joins_then_track_with_them(tmp_path, files, capsys):
     model_path = tmp_path / "joins.npz"
     vs = ["--voxel-size", "40", "10", "10"]
     rc = main(["train-joins", "--sample", str(paths["labels2d"]), str(paths["image"]), str(paths["gt"]),
-               "--out", str(model_path), "--members", "2", "--steps", "100", *vs])
+               "--out", str(model_path), "--classifier", "mlp", "--members", "2", "--steps", "100", *vs])
     assert rc == 0
     # per tube: gap-1 pairs 0-1, 1-2, 4-5 and gap-2 pairs 0-2, 2-4 (section 3 is empty), all one neuron
     # the two tubes never come within reach of each other: nothing to train a contact ensemble on
@@ -62,10 +62,10 @@ def test_train_joins_then_track_with_them(tmp_path, files, capsys):
                  "--joins", str(model_path), "--image", str(paths["image"]), "--linkage", "additive"]) == 0
     assert "2 3D objects" in capsys.readouterr().out
     np.testing.assert_array_equal(zarr.open_array(str(additive / "labels" / "tracks" / "0"), mode="r")[:], labels)
-    # gradient-boosted trees: every training pair is one neuron, so a constant "join" model, same result
+    # gradient-boosted trees (the default): every training pair is one neuron, so a constant "join" model
     trees_path = tmp_path / "trees.npz"
     assert main(["train-joins", "--sample", str(paths["labels2d"]), str(paths["image"]), str(paths["gt"]),
-                 "--out", str(trees_path), "--classifier", "trees", *vs]) == 0
+                 "--out", str(trees_path), *vs]) == 0
     trees = JoinModel.load(trees_path)
     assert trees.members == () and trees.card["classifier"] == "trees" and trees.trees.roots.size == 0
     assert trees.predict(np.zeros((1, trees.mean.size))).tolist() == pytest.approx([1 - 1e-6])
