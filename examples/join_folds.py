@@ -7,7 +7,7 @@ Usage::
     python examples/join_folds.py DATA_DIR --sam segment/models/dendrosam_sam_pieces.pt   # another SAM
     python examples/join_folds.py DATA_DIR --folds "gala[0::4]" "isbi[0:16]"
     python examples/join_folds.py DATA_DIR --repeats 3 --stop 0.6   # + 3 noisy copies per fold; another stop
-    python examples/join_folds.py DATA_DIR --repeats 3 --classifier trees   # gradient-boosted trees
+    python examples/join_folds.py DATA_DIR --repeats 3 --classifier mlp     # the earlier MLP ensembles
     python examples/join_folds.py --tiny                   # two small synthetic stacks (seconds)
 
 Every sample of the shipped recipe (:data:`dendrosam.reconstruct.join_recipe.DEFAULT_JOIN_SAMPLES`,
@@ -51,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tta", type=int, default=1, help="views per SAM prompt (segment.tta)")
     parser.add_argument("--repeats", type=int, default=0, help="noisy copies of each fold, scored too")
     parser.add_argument("--stop", type=float, default=None, help="the joins' stop threshold (joins.stop)")
-    parser.add_argument("--classifier", choices=("mlp", "trees"), default="mlp",
-                        help="the join classifiers to train (the shipped model: mlp)")
+    parser.add_argument("--classifier", choices=("trees", "mlp"), default="trees",
+                        help="the join classifiers to train (default: trees, as the shipped model)")
     parser.add_argument("--members", type=int, default=5)
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--tiny", action="store_true", help="two small synthetic stacks, GT as 2D labels (seconds)")

@@ -49,7 +49,8 @@ from dendrosam.errors import LabelError
 from .overlap import SectionObjects, contingency, majority_labels, section_objects, shift_image
 from .track_scan import read_section
 
-__all__ = ["FEATURE_NAMES", "OBJECT_FEATURE_NAMES", "PairTable", "object_shape", "SectionObjectIds", "iter_pair_tables", "zscore"]
+__all__ = ["FEATURE_NAMES", "OBJECT_FEATURE_NAMES", "PairTable", "object_shape", "SectionObjectIds",
+           "iter_pair_tables", "zscore"]
 
 FEATURE_NAMES = (
     "gap", "log_area_a", "log_area_b", "log_overlap", "frac_a", "frac_b", "iou",

@@ -80,7 +80,7 @@ def _examples(raw: np.ndarray, gt: np.ndarray, vs: tuple, variants: tuple) -> tu
 
 def validation_folds(samples, masks, folds: list[str], members: int = 5, steps: int = 1500,
                      repeats: int = 0, perturb: Any = None, stop: float | None = None,
-                     linkage: str | None = None, classifier: str = "mlp"):
+                     linkage: str | None = None, classifier: str = "trees"):
     """Score joins trained without each validation sample on it: the README's fold tables.
 
     Parameters
@@ -96,7 +96,7 @@ def validation_folds(samples, masks, folds: list[str], members: int = 5, steps: 
     members, steps : int
         Training settings (the shipped model: 5, 1500).
     classifier : {"mlp", "trees"}
-        The classifiers to train (:func:`.train_join_model`; the shipped model: ``"mlp"``).
+        The classifiers to train (:func:`.train_join_model`; the shipped model: ``"trees"``).
     repeats : int
         Also score ``repeats`` perturbed copies of each fold's image, ``perturb(raw, k)`` for
         ``k = 1..repeats``, segmented with ``masks`` and linked with the same model: how far the
@@ -127,7 +127,8 @@ def validation_folds(samples, masks, folds: list[str], members: int = 5, steps: 
     for fold in folds:
         rest = [d for d in data if d[0] != fold]
         model = train_join_model(JoinExamples.concat([e for d in rest for e in d[5]]), members=members, steps=steps,
-                                 contacts=JoinExamples.concat([e for d in rest for e in d[6]]), classifier=classifier)
+                                 contacts=JoinExamples.concat([e for d in rest for e in d[6]]),
+                                 classifier=classifier)
         name, raw, gt, vs, filled = next(d for d in data if d[0] == fold)[:5]
         yield fold, linking_scores(raw, gt, filled, vs, model, linkage=linkage, stop=stop)
         for k in range(1, repeats + 1):

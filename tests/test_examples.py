@@ -81,19 +81,19 @@ def test_joins_quality_links_one_stack_six_ways(tmp_path):
 
 
 def test_join_folds_tiny_prints_one_fold_six_ways():
-    proc = subprocess.run([sys.executable, str(EXAMPLES / "join_folds.py"), "--tiny"], capture_output=True,
-                          text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    proc = subprocess.run([sys.executable, str(EXAMPLES / "join_folds.py"), "--tiny", "--classifier", "mlp"],
+                          capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = proc.stdout.strip().splitlines()
     assert len(rows) == 3 and rows[2].startswith("| synthetic1 |")
     assert rows[2].count("0.000 / 0.000 / 0.000") == 6  # perfect 2D labels: every linking is exact
     proc = subprocess.run([sys.executable, str(EXAMPLES / "join_folds.py"), "--tiny", "--repeats", "1", "--stop",
-                           "0.6"], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                           "0.6", "--classifier", "mlp"], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = proc.stdout.strip().splitlines()
     assert len(rows) == 4 and rows[3].startswith("| synthetic1 ~1 |") and rows[3].count("0.000 / 0.000 / 0.000") == 6
-    trees = subprocess.run([sys.executable, str(EXAMPLES / "join_folds.py"), "--tiny", "--classifier", "trees"],
+    trees = subprocess.run([sys.executable, str(EXAMPLES / "join_folds.py"), "--tiny"],  # trees, the default
                            capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
     assert trees.returncode == 0, trees.stderr[-3000:]
     row = trees.stdout.strip().splitlines()[2]  # trees fit on one small stack: the default (GAEC) linking is exact
