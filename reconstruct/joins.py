@@ -61,6 +61,9 @@ DEFAULT_JOIN_MODEL = Path(__file__).with_name("models") / "dendrosam_joins_defau
 PIECES_JOIN_MODEL = DEFAULT_JOIN_MODEL.with_name("dendrosam_joins_pieces.npz")
 
 
+#: Feature counts (pairs, contacts) of models trained before the per-object columns were added.
+LEGACY_WIDTHS = (19, 11)
+
 @dataclass(frozen=True)
 class JoinModel:
     """Classifiers that score 2D-object pairs: an ensemble of small MLPs or gradient-boosted trees.
@@ -181,9 +184,6 @@ def load_join_model(name: str) -> JoinModel | None:
         return default_join_model()
     return JoinModel.load(PIECES_JOIN_MODEL if name == "pieces" else name)
 
-
-#: Feature counts (pairs, contacts) of models trained before the per-object columns were added.
-LEGACY_WIDTHS = (19, 11)
 
 _POOL_EVERY = 1_000_000  # scored pairs held before they are pooled per object pair
 
