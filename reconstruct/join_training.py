@@ -92,8 +92,6 @@ def _fit(examples: JoinExamples, names: Sequence[str], members: int, hidden: int
     import torch
 
     x = examples.features
-    if x.shape[1] != len(names):
-        raise InputError(f"expected {len(names)} features, got {x.shape[1]}")
     mean, std = x.mean(0), x.std(0) + 1e-6
     xt = torch.tensor((x - mean) / std, dtype=torch.float32)
     yt = torch.tensor(examples.labels, dtype=torch.float32)
@@ -120,8 +118,6 @@ def _fit(examples: JoinExamples, names: Sequence[str], members: int, hidden: int
 
 def _fit_trees(examples: JoinExamples, names: Sequence[str], seed: int) -> JoinModel:
     x = examples.features
-    if x.shape[1] != len(names):
-        raise InputError(f"expected {len(names)} features, got {x.shape[1]}")
     trees = fit_trees(x, examples.labels, examples.weights, seed=seed)
     info = {"classifier": "trees", "features": list(names), **TREE_DEFAULTS, "seed": seed, "n_pairs": int(len(x)),
             "n_nodes": int(len(trees.feature)), "positive_fraction": float(examples.labels.mean())}
@@ -161,6 +157,8 @@ def train_join_model(examples: JoinExamples, members: int = 5, hidden: int = 32,
         raise InputError(f"classifier must be one of {', '.join(CLASSIFIERS)}, got {classifier!r}")
 
     def fit(ex: JoinExamples, names: Sequence[str]) -> JoinModel:
+        if ex.features.shape[1] != len(names):
+            raise InputError(f"expected {len(names)} features, got {ex.features.shape[1]}")
         if classifier == "trees":
             return _fit_trees(ex, names, seed)
         return _fit(ex, names, members, hidden, steps, lr, weight_decay, seed)
