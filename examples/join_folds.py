@@ -8,7 +8,8 @@ Usage::
     python examples/join_folds.py DATA_DIR --folds "gala[0::4]" "isbi[0:16]"
     python examples/join_folds.py DATA_DIR --repeats 3 --stop 0.6   # + 3 noisy copies per fold; another stop
     python examples/join_folds.py DATA_DIR --repeats 3 --classifier mlp     # the earlier MLP ensembles
-    python examples/join_folds.py --tiny                   # two small synthetic stacks (seconds)
+    python examples/join_folds.py DATA_DIR --repeats 3 --stages 2   # two-stage joins (a second stage reads the context)
+    python examples/join_folds.py --tiny                   # three small synthetic stacks (seconds)
 
 Every sample of the shipped recipe (:data:`dendrosam.reconstruct.join_recipe.DEFAULT_JOIN_SAMPLES`,
 the developer halves only) is segmented once with the shipped detector + SAM, as ``dendrosam run``
@@ -34,7 +35,7 @@ from robustness import jitter
 def _tiny_samples():
     from dendrosam.reconstruct import synthetic_em
 
-    for seed in (1, 2):
+    for seed in (1, 2, 3):  # a fold trains on two: a two-stage model needs two groups
         s = synthetic_em(shape=(8, 64, 64), voxel_size=(40.0, 15.0, 15.0), n_dendrites=3, seed=seed, n_glia=0)
         yield f"synthetic{seed}", np.asarray(s.raw), np.asarray(s.objects), s.voxel_size
 
@@ -53,9 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stop", type=float, default=None, help="the joins' stop threshold (joins.stop)")
     parser.add_argument("--classifier", choices=("trees", "mlp"), default="trees",
                         help="the join classifiers to train (default: trees, as the shipped model)")
+    parser.add_argument("--stages", type=int, choices=(1, 2), default=1,
+                        help="2: a second stage of trees reads the first's context (default 1, as the shipped model)")
     parser.add_argument("--members", type=int, default=5)
     parser.add_argument("--steps", type=int, default=1500)
-    parser.add_argument("--tiny", action="store_true", help="two small synthetic stacks, GT as 2D labels (seconds)")
+    parser.add_argument("--tiny", action="store_true", help="three small synthetic stacks, GT as 2D labels (seconds)")
     args = parser.parse_args(argv)
     if args.repeats < 0 or (args.stop is not None and not 0.0 < args.stop <= 1.0):
         parser.error("--repeats must be >= 0 and --stop in (0, 1]")
@@ -68,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| fold | " + " | ".join(COLUMNS.values()) + " |")
     print("|---" * (len(COLUMNS) + 1) + "|")
     rows = validation_folds(samples, masks, folds, members, steps, repeats=args.repeats, perturb=jitter, stop=args.stop,
-                            linkage="average", classifier=args.classifier)  # joins_quality.py's columns
+                            linkage="average", classifier=args.classifier,
+                            stages=args.stages if args.classifier == "trees" else 1)  # joins_quality.py's columns
     for fold, row in rows:
         print_row(fold, {COLUMNS[k]: tuple(row[k][m] for m in ("voi_split", "voi_merge", "arand")) for k in COLUMNS})
     return 0

@@ -45,6 +45,9 @@ _LAZY: dict[str, str] = {
     "join_examples": "dendrosam.reconstruct.join_training",
     "contact_examples": "dendrosam.reconstruct.join_training",
     "train_join_model": "dendrosam.reconstruct.join_training",
+    "join_graph": "dendrosam.reconstruct.join_training",
+    "train_two_stage": "dendrosam.reconstruct.join_training",
+    "context_features": "dendrosam.reconstruct.join_context",
     # tracking
     "track": "dendrosam.reconstruct.tracking",
     "track_blocks": "dendrosam.reconstruct.tracking",

@@ -30,6 +30,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--classifier", choices=("trees", "mlp"), default="trees",
                    help="gradient-boosted trees (default, as the shipped model; about a minute) or MLP ensembles "
                         "(--members, --steps; about half an hour)")
+    p.add_argument("--stages", type=int, choices=(1, 2), default=1,
+                   help="2: a second stage of trees re-scores every pair from the first stage's verdicts on its "
+                        "neighbours, trained out of fold (one more fit per sample; needs two or more samples, "
+                        "trees and contacts). Default 1, as the shipped model")
     p.add_argument("--members", type=int, default=5, help="MLP ensemble size (default 5)")
     p.add_argument("--steps", type=int, default=1500, help="Adam steps per MLP member (default 1500)")
     p.add_argument("--max-gap", type=int, default=2, help="largest section distance of a pair (default 2)")
@@ -49,7 +53,8 @@ def run_train_joins(args: argparse.Namespace) -> int:
 
     from dendrosam.errors import ConfigError, OutputError
     from dendrosam.reconstruct.io import open_labels, open_volume
-    from dendrosam.reconstruct.join_training import JoinExamples, contact_examples, join_examples, train_join_model
+    from dendrosam.reconstruct.join_training import (JoinExamples, contact_examples, join_examples, join_graph,
+                                                     train_join_model, train_two_stage)
 
     for option, value, low in (("--members", args.members, 1), ("--steps", args.steps, 1),
                                ("--max-gap", args.max_gap, 1)):
@@ -62,25 +67,38 @@ def run_train_joins(args: argparse.Namespace) -> int:
         raise OutputError(f"{out}: already exists; pass --overwrite to replace it")
     if out.suffix != ".npz":
         raise OutputError(f"{out}: the model file must end in .npz")
-    parts, touching, sources = [], [], []
+    stages = args.stages
+    if stages == 2 and not (len(args.sample) >= 2 and args.classifier == "trees" and not args.no_contacts):
+        raise ConfigError("--stages 2 needs two or more --sample, --classifier trees and contacts")
+    parts, touching, sources, graphs = [], [], [], []
     for labels_path, image_path, gt_path in args.sample:
         image = open_volume(image_path, voxel_size_from_args(args))
         labels = open_labels(labels_path, like=image)
         gt = open_labels(gt_path, like=image)
-        parts.append(join_examples(labels.data, image.data, gt.data, image.voxel_size, args.max_gap))
-        if not args.no_contacts:
-            touching.append(contact_examples(labels.data, image.data, gt.data, image.voxel_size, args.reach_nm))
+        if stages == 2:
+            graphs.append(join_graph(labels.data, image.data, gt.data, image.voxel_size, args.max_gap, args.reach_nm))
+            parts.append(graphs[-1].known())
+            touching.append(graphs[-1].known(True))
+        else:
+            parts.append(join_examples(labels.data, image.data, gt.data, image.voxel_size, args.max_gap))
+            if not args.no_contacts:
+                touching.append(contact_examples(labels.data, image.data, gt.data, image.voxel_size, args.reach_nm))
         sources.append({"labels2d": Path(labels_path).name, "image": Path(image_path).name,
                         "gt": Path(gt_path).name, "voxel_size_nm": list(image.voxel_size)})
         contacts = f", {len(touching[-1].labels)} contacts" if touching else ""
         print(f"{labels_path}: {len(parts[-1].labels)} pairs{contacts}", file=sys.stderr)
     examples = JoinExamples.concat(parts)
-    model = train_join_model(examples, members=args.members, steps=args.steps, seed=args.seed,
-                             classifier=args.classifier, card={"samples": sources, "max_gap": args.max_gap},
-                             contacts=JoinExamples.concat(touching) if touching else None, reach_nm=args.reach_nm)
+    card = {"samples": sources, "max_gap": args.max_gap}
+    if stages == 2:
+        model = train_two_stage(graphs, list(range(len(graphs))), seed=args.seed, card=card, reach_nm=args.reach_nm)
+    else:
+        model = train_join_model(examples, members=args.members, steps=args.steps, seed=args.seed,
+                                 classifier=args.classifier, card=card,
+                                 contacts=JoinExamples.concat(touching) if touching else None, reach_nm=args.reach_nm)
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out)
     contacts = (f" and {model.contacts.card['n_pairs']} contacts" if model.contacts is not None
                 else " (no contact ensemble: no touching objects)" if touching else "")
-    print(f"trained on {len(examples.labels)} pairs{contacts} ({examples.labels.mean():.0%} same neuron) -> {out}")
+    stage = " (two stages)" if model.context is not None else ""
+    print(f"trained on {len(examples.labels)} pairs{contacts} ({examples.labels.mean():.0%} same neuron){stage} -> {out}")
     return 0

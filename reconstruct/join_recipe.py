@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .join_training import JoinExamples, contact_examples, join_examples, train_join_model
+from .join_training import JoinExamples, join_graph, train_join_model, train_two_stage
 
 __all__ = ["default_joins_run", "heldout_scores", "linking_scores", "load_samples", "refresh_card",
            "validation_folds", "DEFAULT_JOIN_SAMPLES"]
@@ -72,15 +72,20 @@ def load_samples(data: Path, samples: tuple = DEFAULT_JOIN_SAMPLES):
         yield name, tifffile.imread(data / folder / raw_f)[region], tifffile.imread(data / folder / lab_f)[region], vs
 
 
-def _examples(raw: np.ndarray, gt: np.ndarray, vs: tuple, variants: tuple) -> tuple[list, list]:
-    """Overlap and contact examples of each 2D label stack in ``variants`` (one stack each)."""
-    return ([join_examples(labels, raw, gt, vs) for labels in variants],
-            [contact_examples(labels, raw, gt, vs) for labels in variants])
+def _train(graphs: list, groups: list, stages: int, classifier: str, members: int, steps: int,
+           card: dict | None = None) -> Any:
+    """The join model of ``graphs`` (:func:`.join_graph`): one stage (``classifier``) or two (trees, out of
+    fold by ``groups``: :func:`.train_two_stage`)."""
+    if stages == 2:
+        return train_two_stage(graphs, groups, card=card)
+    return train_join_model(JoinExamples.concat([g.known() for g in graphs]), members=members, steps=steps,
+                            contacts=JoinExamples.concat([g.known(True) for g in graphs]), card=card,
+                            classifier=classifier)
 
 
 def validation_folds(samples, masks, folds: list[str], members: int = 5, steps: int = 1500,
                      repeats: int = 0, perturb: Any = None, stop: float | None = None,
-                     linkage: str | None = None, classifier: str = "trees"):
+                     linkage: str | None = None, classifier: str = "trees", stages: int = 1):
     """Score joins trained without each validation sample on it: the README's fold tables.
 
     Parameters
@@ -97,6 +102,9 @@ def validation_folds(samples, masks, folds: list[str], members: int = 5, steps: 
         Training settings (the shipped model: 5, 1500).
     classifier : {"mlp", "trees"}
         The classifiers to train (:func:`.train_join_model`; the shipped model: ``"trees"``).
+    stages : {1, 2}
+        ``2``: a second stage that reads the first's context (:func:`.train_two_stage`, trees only,
+        out of fold by training sample; not the shipped model's recipe, README).
     repeats : int
         Also score ``repeats`` perturbed copies of each fold's image, ``perturb(raw, k)`` for
         ``k = 1..repeats``, segmented with ``masks`` and linked with the same model: how far the
@@ -120,15 +128,14 @@ def validation_folds(samples, masks, folds: list[str], members: int = 5, steps: 
     data = []
     for name, raw, gt, vs in samples:
         variants = masks(raw, gt, vs)
-        data.append((name, raw, gt, vs, variants[-1], *_examples(raw, gt, vs, variants)))
+        data.append((name, raw, gt, vs, variants[-1], [join_graph(labels, raw, gt, vs) for labels in variants]))
     missing = set(folds) - {d[0] for d in data}
     if missing:
         raise ValueError(f"no sample named {sorted(missing)}")
     for fold in folds:
         rest = [d for d in data if d[0] != fold]
-        model = train_join_model(JoinExamples.concat([e for d in rest for e in d[5]]), members=members, steps=steps,
-                                 contacts=JoinExamples.concat([e for d in rest for e in d[6]]),
-                                 classifier=classifier)
+        model = _train([g for d in rest for g in d[5]], [d[0] for d in rest for _ in d[5]], stages, classifier,
+                       members, steps)
         name, raw, gt, vs, filled = next(d for d in data if d[0] == fold)[:5]
         yield fold, linking_scores(raw, gt, filled, vs, model, linkage=linkage, stop=stop)
         for k in range(1, repeats + 1):
@@ -176,25 +183,26 @@ def linking_scores(raw: np.ndarray, gt: np.ndarray, labels: np.ndarray, vs: tupl
 
 def default_joins_run(data: Path, models: Path, command: str, members: int = 5, steps: int = 1500,
                       sam: str | None = None, name: str = "dendrosam_joins_default",
-                      classifier: str = "trees") -> dict:
+                      classifier: str = "trees", stages: int = 1) -> dict:
     """Train the shipped join model on :data:`DEFAULT_JOIN_SAMPLES`; write it and its card to ``models``.
 
     ``sam``: train on the masks of this SAM (``segment.sam``; default: the shipped default SAM),
     installed as ``name`` (``dendrosam_joins_pieces`` for ``sam = "pieces"``). ``classifier``:
     gradient-boosted trees (the shipped model) or ``"mlp"`` ensembles (``members``, ``steps``).
+    ``stages = 2`` adds a second stage of trees that reads the first's context, trained out of fold
+    by sample (:func:`.train_two_stage`; not adopted for the shipped model, README).
     """
-    parts, touching, names = [], [], []
+    graphs, groups, names = [], [], []
     for sample, raw, gt, vs in load_samples(data):
-        pairs, contacts = _examples(raw, gt, vs, _masks(raw, vs, sam=sam))
-        for variant, p, c in zip(("", "+fill"), pairs, contacts):
-            parts.append(p)
-            touching.append(c)
+        for variant, labels in zip(("", "+fill"), _masks(raw, vs, sam=sam)):
+            graphs.append(join_graph(labels, raw, gt, vs))
+            groups.append(sample)
             names.append(sample + variant)
-            print(f"{sample}{variant}: {len(p.labels)} pairs, {len(c.labels)} contacts", flush=True)
-    examples = JoinExamples.concat(parts)
-    model = train_join_model(examples, members=members, steps=steps, contacts=JoinExamples.concat(touching),
-                             card={"samples": names, "command": command, "stop": 0.5, "sam": sam or "default"},
-                             classifier=classifier)
+            print(f"{sample}{variant}: {int(graphs[-1].pair_known.sum())} pairs, "
+                  f"{int(graphs[-1].contact_known.sum())} contacts", flush=True)
+    examples = JoinExamples.concat([g.known() for g in graphs])
+    model = _train(graphs, groups, stages, classifier, members, steps,
+                   card={"samples": names, "command": command, "stop": 0.5, "sam": sam or "default"})
     card = {**model.card, **heldout_scores(data, model, sam),
             "data_licences": "medulla: Janelia FlyEM NeuroProof examples (CC-BY); ISBI 2012: Cardona et al. "
                              "2010 (non-commercial); gala: (c) 2012 HHMI, BSD-style"}

@@ -20,12 +20,16 @@ import numpy as np
 
 from dendrosam.errors import InputError
 
-from .join_contacts import CONTACT_FEATURE_NAMES, DEFAULT_REACH_NM, iter_contact_tables
-from .join_features import FEATURE_NAMES, iter_pair_tables
+from .join_contacts import CONTACT_FEATURE_NAMES, DEFAULT_REACH_NM, ContactTable, contact_tables, iter_contact_tables
+from .join_context import CONTEXT_FEATURE_NAMES, context_features
+from .join_features import FEATURE_NAMES, SectionObjectIds, iter_pair_tables
 from .join_trees import TREE_DEFAULTS, fit_trees
 from .joins import JoinModel
+from .overlap import majority_labels, section_objects
+from .track_scan import read_section
 
-__all__ = ["JoinExamples", "join_examples", "contact_examples", "train_join_model", "CLASSIFIERS"]
+__all__ = ["JoinExamples", "JoinGraph", "join_examples", "contact_examples", "join_graph", "train_join_model",
+           "train_two_stage", "CLASSIFIERS"]
 
 #: The join classifiers :func:`train_join_model` fits.
 CLASSIFIERS = ("mlp", "trees")
@@ -127,7 +131,8 @@ def _fit_trees(examples: JoinExamples, names: Sequence[str], seed: int) -> JoinM
 def train_join_model(examples: JoinExamples, members: int = 5, hidden: int = 32, steps: int = 1500,
                      lr: float = 1e-2, weight_decay: float = 1e-4, seed: int = 0,
                      card: dict | None = None, contacts: JoinExamples | None = None,
-                     reach_nm: float = DEFAULT_REACH_NM, classifier: str = "mlp") -> JoinModel:
+                     reach_nm: float = DEFAULT_REACH_NM, classifier: str = "mlp",
+                     names: tuple[Sequence[str], Sequence[str]] = (FEATURE_NAMES, CONTACT_FEATURE_NAMES)) -> JoinModel:
     """Fit both classifiers: MLP ensembles (``F -> hidden -> hidden -> 1``) or gradient-boosted trees.
 
     Full batch, CPU, deterministic for a given input.
@@ -152,6 +157,9 @@ def train_join_model(examples: JoinExamples, members: int = 5, hidden: int = 32,
         ``"trees"``: gradient-boosted trees (:func:`.join_trees.fit_trees`, :data:`.TREE_DEFAULTS`;
         needs scikit-learn; a minute where the MLPs take half an hour). ``members``, ``hidden``,
         ``steps``, ``lr`` and ``weight_decay`` then do not apply.
+    names : tuple of two sequences of str
+        The columns of ``examples`` and of ``contacts`` (a second stage's are longer:
+        :func:`train_two_stage`).
     """
     if classifier not in CLASSIFIERS:
         raise InputError(f"classifier must be one of {', '.join(CLASSIFIERS)}, got {classifier!r}")
@@ -163,12 +171,143 @@ def train_join_model(examples: JoinExamples, members: int = 5, hidden: int = 32,
             return _fit_trees(ex, names, seed)
         return _fit(ex, names, members, hidden, steps, lr, weight_decay, seed)
 
-    pairs = fit(examples, FEATURE_NAMES)
+    pairs = fit(examples, names[0])
     touching = None
     if contacts is not None and len(contacts.labels):
-        touching = fit(contacts, CONTACT_FEATURE_NAMES)
+        touching = fit(contacts, names[1])
         touching = replace(touching, card={**touching.card, "reach_nm": reach_nm})
     card = {**pairs.card, **(card or {})}
     if touching is not None:
         card["contacts"] = touching.card
     return replace(pairs, card=card, contacts=touching)
+
+
+@dataclass(frozen=True)
+class JoinGraph:
+    """Every pair a join model scores in one stack, between its 2D objects, with ground truth.
+
+    What :func:`learned_joins` sees when it starts from the 2D objects (:class:`.SectionObjectIds`,
+    the pipeline's default), plus each 2D object's majority ground-truth neuron: the training data
+    of a two-stage model (:func:`train_two_stage`).
+
+    Attributes
+    ----------
+    pairs, contacts : JoinExamples
+        Every overlap between sections and every contact within one, known or not (rows of
+        unknown truth have label 0; see ``known``).
+    pair_ends, contact_ends : numpy.ndarray
+        (P, 2) the two 2D object ids of each row (:class:`.SectionObjectIds` numbering).
+    pair_dist : numpy.ndarray
+        (P,) section distance of each overlap.
+    pair_known, contact_known : numpy.ndarray
+        (P,) bool: both objects overlap ground truth (the rows a classifier trains on).
+    n_nodes : int
+        Number of 2D objects + 1.
+    """
+
+    pairs: JoinExamples
+    contacts: JoinExamples
+    pair_ends: np.ndarray
+    contact_ends: np.ndarray
+    pair_dist: np.ndarray
+    pair_known: np.ndarray
+    contact_known: np.ndarray
+    n_nodes: int
+
+    def known(self, contacts: bool = False) -> JoinExamples:
+        """The rows with ground truth, of the overlaps or of the contacts."""
+        ex, keep = (self.contacts, self.contact_known) if contacts else (self.pairs, self.pair_known)
+        return JoinExamples(ex.features[keep], ex.labels[keep], ex.weights[keep])
+
+    def context(self, model: JoinModel) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`.context_features` of the overlaps and of the contacts, from ``model``'s probabilities."""
+        n = len(self.pair_dist)
+        p = np.r_[model.predict(self.pairs.features), model.contacts.predict(self.contacts.features)]
+        ends = np.concatenate([self.pair_ends, self.contact_ends])
+        rows = context_features(ends[:, 0], ends[:, 1], np.r_[self.pair_dist, np.zeros(len(self.contact_ends), int)],
+                                p, self.n_nodes)
+        return rows[:n], rows[n:]
+
+
+def join_graph(labels2d: Any, image: Any, gt: Any, voxel_size: tuple[float, float, float], max_gap: int = 2,
+               reach_nm: float = DEFAULT_REACH_NM) -> JoinGraph:
+    """The :class:`JoinGraph` of one stack: (Z, Y, X) 2D labels, image and ground-truth neurons.
+
+    Its known rows equal :func:`join_examples` and :func:`contact_examples` (same order).
+    """
+    ids = SectionObjectIds(labels2d)
+    truth = np.zeros(ids.n_objects + 1, np.int64)
+    for z in range(len(ids)):
+        objects = section_objects(ids[z])
+        truth[objects.ids] = majority_labels(objects, section_objects(read_section(gt, z)))
+    pixel_area = float(voxel_size[1]) * float(voxel_size[2])
+    line_area = 0.5 * (float(voxel_size[1]) + float(voxel_size[2])) * float(voxel_size[0])
+    rows: dict[bool, list] = {False: [], True: []}
+    for t in iter_pair_tables(ids, image, voxel_size, ref=ids, max_gap=max_gap,
+                              per_section=contact_tables(voxel_size, reach_nm)):
+        contact = isinstance(t, ContactTable)
+        w = t.length * line_area if contact else t.count * pixel_area
+        dist = np.full(len(w), 0 if contact else t.zb - t.za, np.int64)
+        rows[contact].append((np.stack([t.ref_a, t.ref_b], 1), dist, t.features, w))
+
+    def stack(kind: bool, width: int) -> tuple:
+        parts = rows[kind]
+        ends = np.concatenate([r[0] for r in parts]) if parts else np.zeros((0, 2), np.int64)
+        dist = np.concatenate([r[1] for r in parts]) if parts else np.zeros(0, np.int64)
+        feats = np.concatenate([r[2] for r in parts]) if parts else np.zeros((0, width))
+        w = np.concatenate([r[3] for r in parts]).astype(np.float64) if parts else np.zeros(0)
+        ta, tb = truth[ends[:, 0]], truth[ends[:, 1]]
+        return ends, dist, JoinExamples(feats, (ta == tb).astype(np.float64), w), (ta > 0) & (tb > 0)
+
+    pe, pd, pairs, pk = stack(False, len(FEATURE_NAMES))
+    ce, _, contacts, ck = stack(True, len(CONTACT_FEATURE_NAMES))
+    if not pk.any():
+        raise InputError("no overlapping 2D objects with ground truth: nothing to train the joins on")
+    return JoinGraph(pairs, contacts, pe, ce, pd, pk, ck, ids.n_objects + 1)
+
+
+def train_two_stage(graphs: Sequence[JoinGraph], groups: Sequence[Any], seed: int = 0, card: dict | None = None,
+                    reach_nm: float = DEFAULT_REACH_NM) -> JoinModel:
+    """Fit a first join model on ``graphs`` and a second stage that also reads its context.
+
+    Both stages are gradient-boosted trees (overlaps and contacts each). The second stage
+    (:attr:`.JoinModel.context`) trains on the features plus :data:`.CONTEXT_FEATURE_NAMES`
+    computed from *out-of-fold* first-stage probabilities: for each group (one sample, e.g. its
+    masks with and without ``segment.fill``), a first stage trained on every other group scores
+    it, so the second stage learns how far to trust a first stage on data it never saw, as at
+    inference. That is one more fit per group: with 9 groups, about ten times the one-stage time.
+
+    Parameters
+    ----------
+    graphs : sequence of JoinGraph
+        From :func:`join_graph`, one per stack.
+    groups : sequence
+        The group of each graph (at least two groups).
+    seed, card, reach_nm
+        As in :func:`train_join_model`.
+    """
+    if len(groups) != len(graphs) or len(set(groups)) < 2:
+        raise InputError("a two-stage join model needs at least two groups of training stacks")
+
+    def fit(gs: Sequence[JoinGraph], extra: dict | None = None, **kw: Any) -> JoinModel:
+        def rows(g: JoinGraph, contacts: bool) -> JoinExamples:
+            ex = g.known(contacts)
+            if extra is None:
+                return ex
+            more = extra[id(g)][contacts][g.contact_known if contacts else g.pair_known]
+            return replace(ex, features=np.concatenate([ex.features, more], axis=1))
+        return train_join_model(JoinExamples.concat([rows(g, False) for g in gs]), seed=seed, reach_nm=reach_nm,
+                                contacts=JoinExamples.concat([rows(g, True) for g in gs]), classifier="trees", **kw)
+
+    first = fit(graphs)
+    if first.contacts is None:
+        raise InputError("a two-stage join model needs contacts within sections in its training stacks")
+    extra = {}
+    for group in dict.fromkeys(groups):
+        held = [g for g, k in zip(graphs, groups) if k == group]
+        model = fit([g for g, k in zip(graphs, groups) if k != group])
+        extra.update({id(g): g.context(model) for g in held})
+    more = tuple(CONTEXT_FEATURE_NAMES)
+    second = fit(graphs, extra, names=(FEATURE_NAMES + more, CONTACT_FEATURE_NAMES + more))
+    info = {"stages": 2, "context_features": list(more), "out_of_fold_groups": len(set(groups))}
+    return replace(first, card={**first.card, **info, **(card or {})}, context=second)

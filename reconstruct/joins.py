@@ -4,8 +4,9 @@ The agglomeration starts from a partition of the 2D objects into 3D objects: eve
 its own (:class:`SectionObjectIds`, the pipeline's default ``joins.start = "sections"``) or the
 tracker's 3D objects (:func:`~dendrosam.reconstruct.track`, ``"tracks"``). Every overlapping pair of
 2D objects in sections ``z`` / ``z + d`` (``d <= max_gap``) that belong to *different* starting
-objects is scored by a small ensemble of MLPs (:class:`JoinModel`, features in
-:mod:`.join_features`). The pairs are contracted onto the starting objects, and the objects are
+objects is scored by a learned classifier (gradient-boosted trees or MLPs, :class:`JoinModel`; features
+in :mod:`.join_features`), optionally twice: a second stage sees what the first said about each
+pair's neighbours (:mod:`.join_context`). The pairs are contracted onto the starting objects, and the objects are
 merged by one of two agglomerations (GASP rules, Bailoni et al. 2022). ``linkage="additive"``
 (greedy additive edge contraction, the pipeline's default ``joins.linkage``): every pair adds
 ``interface * (logit p - logit stop)`` to its two clusters' edge, and the largest positive sum is
@@ -41,6 +42,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -49,6 +51,7 @@ from dendrosam.errors import CheckpointError, ConfigError
 
 from .agglomerate import additive_agglomeration, average_agglomeration, logit, merge_pooled, pool_pairs
 from .config import LINKAGES
+from .join_context import CONTEXT_FEATURE_NAMES, context_features
 from .join_contacts import CONTACT_FEATURE_NAMES, DEFAULT_REACH_NM, ContactTable, contact_tables
 from .join_features import FEATURE_NAMES, SectionObjectIds, iter_pair_tables
 from .join_trees import TreeEnsemble
@@ -85,6 +88,10 @@ class JoinModel:
         between sections.
     trees : TreeEnsemble, optional
         Gradient-boosted trees (:mod:`.join_trees`) that replace the MLP members.
+    context : JoinModel, optional
+        A second stage (with its own ``contacts``) that scores every pair again from its features
+        plus :data:`~.join_context.CONTEXT_FEATURE_NAMES`: what this model said about the pair's
+        neighbours (:func:`learned_joins` then streams the stack twice).
     """
 
     mean: np.ndarray
@@ -93,6 +100,7 @@ class JoinModel:
     card: dict = field(default_factory=dict, compare=False)
     contacts: JoinModel | None = field(default=None, repr=False)
     trees: TreeEnsemble | None = field(default=None, repr=False)
+    context: JoinModel | None = field(default=None, repr=False)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Join probability of each row of ``features`` ((P, F) -> (P,)): the trees', or the MLP members' mean.
@@ -123,13 +131,20 @@ class JoinModel:
             arrays.update(self.trees.arrays(f"{prefix}trees_"))
         return arrays
 
+    def _stage(self, prefix: str) -> tuple[dict, dict[str, np.ndarray]]:
+        card, arrays = dict(self.card), self._arrays(prefix)
+        if self.contacts is not None:
+            card["contacts"] = self.contacts.card
+            arrays.update(self.contacts._arrays(f"{prefix}contacts_"))
+        return card, arrays
+
     def save(self, path: str | Path) -> None:
         """Write an ``.npz`` (plain arrays and a JSON card; loads without pickle)."""
-        card = {**self.card, "contacts": self.contacts.card} if self.contacts is not None else self.card
-        arrays = {**self._arrays(""), "card": np.array(json.dumps(card))}
-        if self.contacts is not None:
-            arrays.update(self.contacts._arrays("contacts_"))
-        np.savez_compressed(path, **arrays)
+        card, arrays = self._stage("")
+        if self.context is not None:
+            card["context"], more = self.context._stage("context_")
+            arrays.update(more)
+        np.savez_compressed(path, **arrays, card=np.array(json.dumps(card)))
 
     @staticmethod
     def _from(data: dict, prefix: str, n_features: tuple[int, ...], card: dict) -> JoinModel:
@@ -143,7 +158,16 @@ class JoinModel:
         width = model.mean.size  # the current feature list, or the earlier one (its leading columns)
         too_wide = trees is not None and trees.feature.max(initial=-1) >= width
         if (not members and trees is None) or model.mean.shape != (width,) or width not in n_features or too_wide:
-            raise ValueError(f"its {'contact' if prefix else 'pair'} ensemble is not for {n_features[-1]} features")
+            what = f"{'second-stage ' if prefix.startswith('context') else ''}{'contact' if 'contacts' in prefix else 'pair'}"
+            raise ValueError(f"its {what} ensemble is not for {n_features[-1]} features")
+        return model
+
+    @classmethod
+    def _load_stage(cls, data: dict, prefix: str, card: dict, widths: tuple[tuple[int, ...], tuple[int, ...]]) -> JoinModel:
+        model = cls._from(data, prefix, widths[0], card)
+        if f"{prefix}contacts_mean" in data:
+            contacts = cls._from(data, f"{prefix}contacts_", widths[1], dict(card.get("contacts", {})))
+            model = replace(model, contacts=contacts)
         return model
 
     @classmethod
@@ -156,11 +180,13 @@ class JoinModel:
             raise CheckpointError(f"cannot read join model {path}: {exc}") from None
         try:
             card = json.loads(str(data["card"]))
-            model = cls._from(data, "", (LEGACY_WIDTHS[0], len(FEATURE_NAMES)), card)
-            if "contacts_mean" in data:
-                contacts = cls._from(data, "contacts_", (LEGACY_WIDTHS[1], len(CONTACT_FEATURE_NAMES)),
-                                     dict(card.get("contacts", {})))
-                model = replace(model, card=card, contacts=contacts)
+            model = cls._load_stage(data, "", card, ((LEGACY_WIDTHS[0], len(FEATURE_NAMES)),
+                                                     (LEGACY_WIDTHS[1], len(CONTACT_FEATURE_NAMES))))
+            if "context_mean" in data:
+                more = len(CONTEXT_FEATURE_NAMES)
+                context = cls._load_stage(data, "context_", dict(card.get("context", {})),
+                                          ((len(FEATURE_NAMES) + more,), (len(CONTACT_FEATURE_NAMES) + more,)))
+                model = replace(model, context=context)
         except KeyError as exc:
             raise CheckpointError(f"{path} is not a dendrosam join model (missing {exc})") from None
         except ValueError as exc:
@@ -186,6 +212,47 @@ def load_join_model(name: str) -> JoinModel | None:
 
 
 _POOL_EVERY = 1_000_000  # scored pairs held before they are pooled per object pair
+
+
+@dataclass(frozen=True)
+class _Edges:
+    a: np.ndarray  # (P,) starting object ids
+    b: np.ndarray
+    dist: np.ndarray  # (P,) section distance (0: a contact within a section)
+    w: np.ndarray  # (P,) interface area, nm²
+    p: np.ndarray  # (P,) join probability
+
+
+class _ScoredEdges:
+    """One pass over the stack per call of :meth:`scored`: the pairs of 2D objects of different starting objects."""
+
+    def __init__(self, labels2d: Any, image: Any, labels3d: Any, voxel_size: tuple[float, float, float],
+                 shifts: np.ndarray | None, max_gap: int, per_section: Any) -> None:
+        self.tables = lambda: iter_pair_tables(labels2d, image, voxel_size, ref=labels3d, shifts=shifts,
+                                               max_gap=max_gap, per_section=per_section)
+        self.pixel_area = float(voxel_size[1]) * float(voxel_size[2])
+        self.line_area = 0.5 * (float(voxel_size[1]) + float(voxel_size[2])) * float(voxel_size[0])
+        self.n_pairs = self.n_contacts = 0
+
+    def scored(self, model: JoinModel, context: np.ndarray | None = None) -> Iterator[_Edges]:
+        """Score every table with ``model`` (its ``contacts`` for contacts); ``context``: (E, 11) rows
+        appended to the features, in the order of an earlier pass."""
+        self.n_pairs = self.n_contacts = done = 0
+        for table in self.tables():
+            keep = (table.ref_a > 0) & (table.ref_b > 0) & (table.ref_a != table.ref_b)
+            n = int(keep.sum())
+            if not n:
+                continue
+            x = table.features[keep]
+            if context is not None:
+                x, done = np.concatenate([x, context[done:done + n]], axis=1), done + n
+            if isinstance(table, ContactTable):  # interface area: contact length x section thickness
+                self.n_contacts += n
+                w, p, dist = table.length[keep] * self.line_area, model.contacts.predict(x), 0
+            else:  # interface area: overlap between sections
+                self.n_pairs += n
+                w, p, dist = table.count[keep] * self.pixel_area, model.predict(x), table.zb - table.za
+            yield _Edges(table.ref_a[keep], table.ref_b[keep], np.full(n, dist, np.int64), w, p)
 
 
 @dataclass(frozen=True)
@@ -249,7 +316,9 @@ def learned_joins(
         Also score the contacts within each section (when the model has a contact ensemble):
         objects lying side by side along a membrane repel each other in the agglomeration. On by
         default, as in the pipeline (``joins.contacts``); a model without a contact ensemble
-        scores overlaps only.
+        scores overlaps only. A model with a second stage (:attr:`JoinModel.context`) uses it
+        only with contacts on (it was trained on both kinds of edge); it streams the stack twice and
+        holds four numbers per scored pair in between.
     linkage : {"average", "additive"}
         :func:`average_agglomeration` (the default) or :func:`additive_agglomeration` (GAEC on the
         interface-weighted log-odds, ``stop`` as the zero point).
@@ -265,13 +334,17 @@ def learned_joins(
     if linkage not in LINKAGES:
         raise ConfigError(f"joins linkage must be one of {', '.join(LINKAGES)}, got {linkage!r}")
     score = logit if linkage == "additive" else (lambda p: p)  # what each pair adds, times its interface
-    n_pairs = n_contacts = 0
     model = model or default_join_model()
     scorer = model.contacts if contacts else None
     per_section = (contact_tables(voxel_size, float(scorer.card.get("reach_nm", DEFAULT_REACH_NM)))
                    if scorer is not None else None)
-    pixel_area = float(voxel_size[1]) * float(voxel_size[2])
-    line_area = 0.5 * (float(voxel_size[1]) + float(voxel_size[2])) * float(voxel_size[0])
+    stream = _ScoredEdges(labels2d, image, labels3d, voxel_size, shifts, max_gap, per_section)
+    stage, context = model, None
+    if model.context is not None and model.context.contacts is not None and scorer is not None:  # second stage: score again, with the first's context
+        first = [(e.a, e.b, e.dist, e.p) for e in stream.scored(model)]
+        a, b, dist, p = (np.concatenate(x) for x in zip(*first)) if first else (np.zeros(0, np.int64),) * 4
+        context = context_features(a, b, dist, p, int(max(a.max(initial=0), b.max(initial=0))) + 1)
+        stage = model.context
     pooled = (np.zeros((0, 2), np.int64), np.zeros(0), np.zeros(0))  # (ends, sum w*score, sum w) per object pair
     ends, wp, w, pending = [], [], [], 0
 
@@ -279,22 +352,11 @@ def learned_joins(
         return pool_pairs(np.concatenate([pooled[0], *ends]), np.concatenate([pooled[1], *wp]),
                           np.concatenate([pooled[2], *w]))
 
-    for table in iter_pair_tables(labels2d, image, voxel_size, ref=labels3d, shifts=shifts, max_gap=max_gap,
-                                  per_section=per_section):
-        keep = (table.ref_a > 0) & (table.ref_b > 0) & (table.ref_a != table.ref_b)
-        if keep.any():
-            a, b = table.ref_a[keep], table.ref_b[keep]
-            ends.append(np.stack([a, b], axis=1))
-            if isinstance(table, ContactTable):  # interface area: contact length x section thickness
-                w.append(table.length[keep] * line_area)
-                p = scorer.predict(table.features[keep])
-                n_contacts += int(keep.sum())
-            else:  # interface area: overlap between sections
-                w.append(table.count[keep] * pixel_area)
-                p = model.predict(table.features[keep])
-                n_pairs += int(keep.sum())
-            wp.append(w[-1] * score(p))
-            pending += int(keep.sum())
+    for edges in stream.scored(stage, context):
+        ends.append(np.stack([edges.a, edges.b], axis=1))
+        w.append(edges.w)
+        wp.append(edges.w * score(edges.p))
+        pending += edges.a.size
         if pending > _POOL_EVERY:  # memory stays bounded by the number of distinct object pairs
             pooled, ends, wp, w, pending = pool(), [], [], [], 0
     pooled = pool()
@@ -308,4 +370,4 @@ def learned_joins(
     roots = np.unique(root[1:])  # cluster minima, in the input's id order
     lut = np.zeros(n_objects + 1, np.uint32)
     lut[1:] = np.searchsorted(roots, root[1:]) + 1
-    return JoinResult(lut=lut, n_objects=int(roots.size), n_pairs=n_pairs, n_contacts=n_contacts)
+    return JoinResult(lut=lut, n_objects=int(roots.size), n_pairs=stream.n_pairs, n_contacts=stream.n_contacts)

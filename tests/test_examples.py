@@ -98,6 +98,10 @@ def test_join_folds_tiny_prints_one_fold_six_ways():
     assert trees.returncode == 0, trees.stderr[-3000:]
     row = trees.stdout.strip().splitlines()[2]  # trees fit on one small stack: the default (GAEC) linking is exact
     assert row.startswith("| synthetic1 | 0.000 / 0.000 / 0.000 |") and row.endswith("| 0.000 / 0.000 / 0.000 |")
+    two = subprocess.run([sys.executable, str(EXAMPLES / "join_folds.py"), "--tiny", "--stages", "2"],
+                         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert two.stdout.strip().splitlines()[2].count("0.000 / 0.000 / 0.000") == 6  # two stages, trained on two stacks
     bad = subprocess.run([sys.executable, str(EXAMPLES / "join_folds.py"), "--tiny", "--stop", "1.5"],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "--stop in (0, 1]" in bad.stderr and not bad.stdout

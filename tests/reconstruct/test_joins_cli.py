@@ -83,6 +83,7 @@ def test_join_cli_errors_are_one_line(tmp_path, files, capsys):
     assert main(["train-joins", "--sample", *sample, "--out", str(tmp_path / "m.npz"), "--members", "0"]) == 2
     assert main(["train-joins", "--sample", *sample, "--out", str(tmp_path / "m.pt")]) == 2
     assert main(["train-joins", "--sample", *sample, "--out", str(tmp_path / "m.npz"), "--reach-nm", "-1"]) == 2
+    assert main(["train-joins", "--sample", *sample, "--out", str(tmp_path / "m.npz"), "--stages", "2"]) == 2
     assert main(["track", sample[0], "--out", str(tmp_path / "a.zarr"), "--joins", "default"]) == 2
     assert main(["track", sample[0], "--out", str(tmp_path / "b.zarr"), "--joins", str(bad),
                  "--image", sample[1]]) == 2
@@ -93,10 +94,36 @@ def test_join_cli_errors_are_one_line(tmp_path, files, capsys):
                  "--image", str(tmp_path / "small.tif")]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     err = [line for line in lines if line.startswith("dendrosam: error: ")]
-    assert len(err) == 6 and all(line.startswith(("dendrosam: warning: ", "dendrosam: error: ")) or "pairs" in line
+    assert len(err) == 7 and all(line.startswith(("dendrosam: warning: ", "dendrosam: error: ")) or "pairs" in line
                                  for line in lines)  # one line per error, no traceback
     assert "--members" in err[0] and ".npz" in err[1] and "--reach-nm" in err[2]
-    assert "--image" in err[3] and "bad.npz" in err[4]
-    assert "small.tif" in err[5] and "shape" in err[5]
+    assert "--stages 2 needs two or more --sample" in err[3]
+    assert "--image" in err[4] and "bad.npz" in err[5]
+    assert "small.tif" in err[6] and "shape" in err[6]
     # a bad model or image fails before anything is written
     assert not (tmp_path / "b.zarr").exists() and not (tmp_path / "c.zarr").exists()
+
+
+def test_train_joins_with_two_samples_fits_two_stages(tmp_path, capsys):
+    # two neurons whose masks lie side by side (contacts within sections), one of them split in section 1
+    lab = np.zeros((5, 12, 14), np.uint16)
+    lab[:, 1:10, 1:6], lab[:, 1:10, 7:13] = 1, 2
+    lab[1, 6:10, 1:6] = 3
+    gt = np.where(lab == 2, 20, np.where(lab > 0, 10, 0)).astype(np.uint16)
+    rng = np.random.default_rng(0)
+    samples = []
+    for k in range(2):
+        paths = [tmp_path / f"{name}{k}.tif" for name in ("labels2d", "image", "gt")]
+        for path, data in zip(paths, (lab, rng.integers(0, 255, lab.shape, dtype=np.uint8), gt)):
+            tifffile.imwrite(path, data)
+        samples += ["--sample", *map(str, paths)]
+    model_path = tmp_path / "two.npz"
+    assert main(["train-joins", *samples, "--out", str(model_path), "--voxel-size", "40", "10", "10",
+                 "--stages", "2"]) == 0
+    assert "(two stages) ->" in capsys.readouterr().out
+    model = JoinModel.load(model_path)
+    assert model.context is not None and model.card["stages"] == 2 and model.card["out_of_fold_groups"] == 2
+    out = tmp_path / "joined.zarr"
+    assert main(["track", samples[1], "--out", str(out), "--voxel-size", "40", "10", "10",
+                 "--joins", str(model_path), "--image", samples[2]]) == 0
+    assert zarr.open_array(str(out / "labels" / "tracks" / "0"), mode="r")[:].max() >= 1
