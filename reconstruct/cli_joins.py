@@ -100,5 +100,6 @@ def run_train_joins(args: argparse.Namespace) -> int:
     contacts = (f" and {model.contacts.card['n_pairs']} contacts" if model.contacts is not None
                 else " (no contact ensemble: no touching objects)" if touching else "")
     stage = " (two stages)" if model.context is not None else ""
-    print(f"trained on {len(examples.labels)} pairs{contacts} ({examples.labels.mean():.0%} same neuron){stage} -> {out}")
+    share = f"{examples.labels.mean():.0%} same neuron"
+    print(f"trained on {len(examples.labels)} pairs{contacts} ({share}){stage} -> {out}")
     return 0

@@ -48,6 +48,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--linkage", choices=LINKAGES, default=JoinSettings().linkage,
                    help="with --joins: greedy additive contraction of the join log-odds (GAEC, 'additive', "
                         "the pipeline's default) or average linkage of the join probabilities")
+    p.add_argument("--contact-weight", type=float, default=1.0, metavar="W",
+                   help="with --joins: weight of a contact against an overlap per nm² of interface (default 1, "
+                        "as the pipeline's joins.contact_weight)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.set_defaults(func=run_track)
 
@@ -82,6 +85,8 @@ def run_track(args: argparse.Namespace) -> int:
             raise ConfigError(f"{option} must be >= {0 if option == '--gap' else 1}, got {value}")
     if args.block_size is not None and args.block_size < 1:
         raise ConfigError(f"--block-size must be >= 1, got {args.block_size}")
+    if not args.contact_weight > 0:
+        raise ConfigError(f"--contact-weight must be > 0, got {args.contact_weight}")
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise OutputError(f"{out}: already exists; pass --overwrite to replace it")
@@ -112,7 +117,7 @@ def run_track(args: argparse.Namespace) -> int:
         start = SectionObjectIds(sections) if args.join_start == "sections" else target
         joined = learned_joins(sections, _Sections(image), start, volume.voxel_size, join_model,
                                shifts=result.shifts, n_objects=getattr(start, "n_objects", n_objects),
-                               contacts=args.contacts, linkage=args.linkage)
+                               contacts=args.contacts, linkage=args.linkage, contact_weight=args.contact_weight)
         new_id = {}  # (z, id2d) -> joined 3D id, for the link graph
         for z in range(volume.shape[0]):
             if args.join_start == "sections":

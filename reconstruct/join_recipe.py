@@ -162,6 +162,7 @@ def linking_scores(raw: np.ndarray, gt: np.ndarray, labels: np.ndarray, vs: tupl
 
     linkage = linkage or JoinSettings().linkage
     stop = JoinSettings().stop if stop is None else stop
+    weight = JoinSettings().contact_weight
     tracked = track(labels, vs)
     lab3d = np.asarray(tracked.labels)
     sections = SectionObjectIds(labels)
@@ -172,7 +173,7 @@ def linking_scores(raw: np.ndarray, gt: np.ndarray, labels: np.ndarray, vs: tupl
     runs += [("sections", every, sections.n_objects, True, other, "+" + other) for other in LINKAGES if other != linkage]
     for start, ids, n, contacts, rule, suffix in runs:
         joined = learned_joins(labels, raw, ids, vs, model, shifts=tracked.shifts, n_objects=n,
-                               contacts=contacts, linkage=rule, stop=stop)
+                               contacts=contacts, linkage=rule, stop=stop, contact_weight=weight)
         segs[start + ("+joins+contacts" if contacts else "+joins") + suffix] = joined.lut[ids]
     out = {}
     for name, seg in segs.items():

@@ -19,8 +19,8 @@ When asked to (``contacts=True``, the pipeline's default) and the model has a
 contact ensemble (:attr:`JoinModel.contacts`), the 2D objects that touch *within* a section
 (:mod:`.join_contacts`) add edges too, mostly repulsive: two neurites lying side by side along a
 membrane. Every edge is weighted by the interface it stands for, in nm² (the overlap area between
-sections; contact length x section thickness within one), so the two kinds of evidence are
-averaged on one scale and a single leaky mask bridging two neurites can be outvoted by the
+sections; within one, contact length x section thickness, times ``contact_weight``), so the two
+kinds of evidence are averaged on one scale and a single leaky mask bridging two neurites can be outvoted by the
 membrane they share over many sections. The default ``stop = 0.5`` is the
 classifier's own decision threshold (join when it is more likely one neuron than two), not a
 value tuned on evaluation data.
@@ -158,12 +158,14 @@ class JoinModel:
         width = model.mean.size  # the current feature list, or the earlier one (its leading columns)
         too_wide = trees is not None and trees.feature.max(initial=-1) >= width
         if (not members and trees is None) or model.mean.shape != (width,) or width not in n_features or too_wide:
-            what = f"{'second-stage ' if prefix.startswith('context') else ''}{'contact' if 'contacts' in prefix else 'pair'}"
+            stage = "second-stage " if prefix.startswith("context") else ""
+            what = f"{stage}{'contact' if 'contacts' in prefix else 'pair'}"
             raise ValueError(f"its {what} ensemble is not for {n_features[-1]} features")
         return model
 
     @classmethod
-    def _load_stage(cls, data: dict, prefix: str, card: dict, widths: tuple[tuple[int, ...], tuple[int, ...]]) -> JoinModel:
+    def _load_stage(cls, data: dict, prefix: str, card: dict,
+                    widths: tuple[tuple[int, ...], tuple[int, ...]]) -> JoinModel:
         model = cls._from(data, prefix, widths[0], card)
         if f"{prefix}contacts_mean" in data:
             contacts = cls._from(data, f"{prefix}contacts_", widths[1], dict(card.get("contacts", {})))
@@ -227,11 +229,11 @@ class _ScoredEdges:
     """One pass over the stack per call of :meth:`scored`: the pairs of 2D objects of different starting objects."""
 
     def __init__(self, labels2d: Any, image: Any, labels3d: Any, voxel_size: tuple[float, float, float],
-                 shifts: np.ndarray | None, max_gap: int, per_section: Any) -> None:
+                 shifts: np.ndarray | None, max_gap: int, per_section: Any, contact_weight: float = 1.0) -> None:
         self.tables = lambda: iter_pair_tables(labels2d, image, voxel_size, ref=labels3d, shifts=shifts,
                                                max_gap=max_gap, per_section=per_section)
         self.pixel_area = float(voxel_size[1]) * float(voxel_size[2])
-        self.line_area = 0.5 * (float(voxel_size[1]) + float(voxel_size[2])) * float(voxel_size[0])
+        self.line_area = 0.5 * (float(voxel_size[1]) + float(voxel_size[2])) * float(voxel_size[0]) * contact_weight
         self.n_pairs = self.n_contacts = 0
 
     def scored(self, model: JoinModel, context: np.ndarray | None = None) -> Iterator[_Edges]:
@@ -290,6 +292,7 @@ def learned_joins(
     n_objects: int | None = None,
     contacts: bool = True,
     linkage: str = "average",
+    contact_weight: float = 1.0,
 ) -> JoinResult:
     """Decide which starting objects to join into 3D objects (streams the stack once).
 
@@ -322,6 +325,9 @@ def learned_joins(
     linkage : {"average", "additive"}
         :func:`average_agglomeration` (the default) or :func:`additive_agglomeration` (GAEC on the
         interface-weighted log-odds, ``stop`` as the zero point).
+    contact_weight : float
+        Factor on each contact's interface (contact length x section thickness); ``max_gap`` would
+        count each stretch of a neurite's surface as often as its overlaps (one per section distance).
 
     Returns
     -------
@@ -333,14 +339,17 @@ def learned_joins(
         raise ConfigError(f"joins stop must be in (0, 1], got {stop}")
     if linkage not in LINKAGES:
         raise ConfigError(f"joins linkage must be one of {', '.join(LINKAGES)}, got {linkage!r}")
+    if not contact_weight > 0:
+        raise ConfigError(f"joins contact_weight must be > 0, got {contact_weight}")
     score = logit if linkage == "additive" else (lambda p: p)  # what each pair adds, times its interface
     model = model or default_join_model()
     scorer = model.contacts if contacts else None
     per_section = (contact_tables(voxel_size, float(scorer.card.get("reach_nm", DEFAULT_REACH_NM)))
                    if scorer is not None else None)
-    stream = _ScoredEdges(labels2d, image, labels3d, voxel_size, shifts, max_gap, per_section)
+    stream = _ScoredEdges(labels2d, image, labels3d, voxel_size, shifts, max_gap, per_section, contact_weight)
     stage, context = model, None
-    if model.context is not None and model.context.contacts is not None and scorer is not None:  # second stage: score again, with the first's context
+    second = model.context is not None and model.context.contacts is not None and scorer is not None
+    if second:  # score every pair again, with the first stage's context
         first = [(e.a, e.b, e.dist, e.p) for e in stream.scored(model)]
         a, b, dist, p = (np.concatenate(x) for x in zip(*first)) if first else (np.zeros(0, np.int64),) * 4
         context = context_features(a, b, dist, p, int(max(a.max(initial=0), b.max(initial=0))) + 1)

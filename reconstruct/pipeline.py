@@ -424,7 +424,7 @@ def _join_objects(labels2d: Any, image: Any, labels3d: Any, vs: tuple, jcfg: Any
     n_start = start.n_objects if jcfg.start == "sections" else int(track_rec["n_objects"])
     res = learned_joins(labels2d, image, start, vs, model, shifts=None if shifts is None else np.asarray(shifts),
                         stop=jcfg.stop, max_gap=jcfg.max_gap, n_objects=n_start,
-                        contacts=jcfg.contacts, linkage=jcfg.linkage)
+                        contacts=jcfg.contacts, linkage=jcfg.linkage, contact_weight=jcfg.contact_weight)
     log.info("joins: %d scored pairs and %d contacts, %d %s -> %d objects", res.n_pairs, res.n_contacts,
              n_start, "2D objects" if jcfg.start == "sections" else "tracked objects", res.n_objects)
     for z0 in range(0, labels3d.shape[0], block):

@@ -114,11 +114,15 @@ def test_validation_folds_train_without_the_fold(monkeypatch):
 
     trained, scored = [], []
 
-    def examples(raw, gt, vs, variants):  # one example per unit of the sample's value
-        n = int(raw[0, 0, 0])
-        return ([join_recipe.JoinExamples(np.zeros((n, 1)), np.zeros(n), np.ones(n))],) * 2
+    class Graph:  # one example per unit of the sample's value
+        def __init__(self, labels, raw, gt, vs):
+            n = int(raw[0, 0, 0])
+            self.examples = join_recipe.JoinExamples(np.zeros((n, 1)), np.zeros(n), np.ones(n))
 
-    monkeypatch.setattr(join_recipe, "_examples", examples)
+        def known(self, contacts=False):
+            return self.examples
+
+    monkeypatch.setattr(join_recipe, "join_graph", Graph)
     monkeypatch.setattr(join_recipe, "train_join_model", lambda ex, **kw: trained.append(len(ex.labels)) or "m")
     monkeypatch.setattr(join_recipe, "linking_scores", lambda raw, gt, lab, vs, model, **kw: scored.append(
         int(raw[0, 0, 0])) or {"n": int(raw[0, 0, 0])})
@@ -137,7 +141,15 @@ def test_validation_folds_score_perturbed_copies_with_the_fold_model(monkeypatch
 
     calls = []
     one = join_recipe.JoinExamples(np.zeros((1, 1)), np.zeros(1), np.ones(1))
-    monkeypatch.setattr(join_recipe, "_examples", lambda raw, gt, vs, variants: ([one], [one]))
+
+    class Graph:
+        def __init__(self, labels, raw, gt, vs):
+            pass
+
+        def known(self, contacts=False):
+            return one
+
+    monkeypatch.setattr(join_recipe, "join_graph", Graph)
     monkeypatch.setattr(join_recipe, "train_join_model", lambda ex, **kw: "model")
     monkeypatch.setattr(join_recipe, "linking_scores", lambda raw, gt, lab, vs, model, stop=None, linkage=None:
                         calls.append((int(raw[0, 0, 0]), int(lab[0, 0, 0]), model, stop)) or {})

@@ -25,7 +25,7 @@ def test_defaults_and_toml_round_trip(tmp_path):
         segment=SegmentSettings(method="threshold", sam="m.pt", threshold=0.7),
         engine=EngineSettings(workers=2, chunk_yx=(128, 64)),
         track=(("gap", 2), ("min_overlap", 3)),
-        joins=JoinSettings(model="my joins.npz", stop=0.7, max_gap=3),
+        joins=JoinSettings(model="my joins.npz", stop=0.7, max_gap=3, contact_weight=1.5),
     )
     path = tmp_path / "c.toml"
     path.write_text(config_to_toml(cfg))
@@ -33,7 +33,7 @@ def test_defaults_and_toml_round_trip(tmp_path):
     assert back == cfg
     assert back.engine.chunk_yx == (128, 64)
     assert dict(back.track) == {"gap": 2, "min_overlap": 3}
-    assert back.joins == JoinSettings("my joins.npz", 0.7, 3)
+    assert back.joins == JoinSettings("my joins.npz", 0.7, 3, contact_weight=1.5)
     assert load_config(None) == PipelineConfig() and PipelineConfig().joins.model == "auto"
 
 
@@ -57,6 +57,8 @@ def test_defaults_and_toml_round_trip(tmp_path):
         ({"segment": {"fill_seed_distance": 0}}, "segment.fill_seed_distance must be >= 1"),
         ({"segment": {"overlap": "largest"}}, "segment.overlap must be one of"),
         ({"segment": {"cut_h": 0}}, "segment.cut_h must be > 0"),
+        ({"joins": {"contact_weight": 0}}, "joins.contact_weight must be > 0"),
+        ({"joins": {"contact_weight": "two"}}, "joins.contact_weight must be a number"),
         ({"segment": {"tta": 3}}, "segment.tta must be 1, 2, 4 or 8"),
     ],
 )

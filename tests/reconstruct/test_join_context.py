@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dendrosam.errors import CheckpointError, InputError
+from dendrosam.errors import CheckpointError, ConfigError, InputError
 from dendrosam.reconstruct.join_contacts import CONTACT_FEATURE_NAMES
 from dendrosam.reconstruct.join_context import CONTEXT_FEATURE_NAMES, context_features
 from dendrosam.reconstruct.join_features import FEATURE_NAMES
@@ -143,3 +143,25 @@ def test_two_stage_training_round_trip_and_refusals(tmp_path):
     np.savez(tmp_path / "bad.npz", **data)
     with pytest.raises(CheckpointError, match="second-stage pair ensemble is not for 34 features"):
         JoinModel.load(tmp_path / "bad.npz")
+
+
+def test_contact_weight_scales_the_contacts_against_the_overlaps():
+    # z0: two masks side by side (A, B); z1: one mask over both. The overlaps say "join" (p ~ 1), the
+    # contact says "apart" (p ~ 0). GAEC joins A (or B) with the z1 mask, then B joins that only while
+    # B's overlap (20 px x 100 nm²) outweighs the contact (its interface x contact_weight)
+    labels2d = np.zeros((2, 7, 10), np.uint8)
+    labels2d[0, 1:6, 1:5], labels2d[0, 1:6, 5:9] = 1, 2
+    labels2d[1, 1:6, 1:9] = 3
+    img = np.random.default_rng(0).random(labels2d.shape)
+    ids = SectionObjectIds(labels2d)
+    contact_nm2 = float(join_graph(labels2d, img, ids[:], VS).contacts.weights.sum())  # length x 10 nm x 40 nm
+    flip = 20 * 100.0 / contact_nm2
+    join = _stage(len(FEATURE_NAMES), 0, 0.0, 50.0)
+    model = JoinModel(join.mean, join.std, join.members, {}, contacts=_stage(len(CONTACT_FEATURE_NAMES), 0, 0.0, -50.0))
+    n = {w: learned_joins(labels2d, img, ids, VS, model=model, linkage="additive", contact_weight=w).n_objects
+         for w in (0.9 * flip, 1.1 * flip)}
+    assert n == {0.9 * flip: 1, 1.1 * flip: 2}
+    # the default counts each contact once: below the flip point, B joins
+    assert learned_joins(labels2d, img, ids, VS, model=model, linkage="additive").n_objects == (1 if flip > 1 else 2)
+    with pytest.raises(ConfigError, match="contact_weight"):
+        learned_joins(labels2d, img, ids, VS, model=model, contact_weight=0.0)

@@ -85,6 +85,8 @@ def test_join_cli_errors_are_one_line(tmp_path, files, capsys):
     assert main(["train-joins", "--sample", *sample, "--out", str(tmp_path / "m.npz"), "--reach-nm", "-1"]) == 2
     assert main(["train-joins", "--sample", *sample, "--out", str(tmp_path / "m.npz"), "--stages", "2"]) == 2
     assert main(["track", sample[0], "--out", str(tmp_path / "a.zarr"), "--joins", "default"]) == 2
+    assert main(["track", sample[0], "--out", str(tmp_path / "w.zarr"), "--joins", "default", "--image", sample[1],
+                 "--contact-weight", "0"]) == 2
     assert main(["track", sample[0], "--out", str(tmp_path / "b.zarr"), "--joins", str(bad),
                  "--image", sample[1]]) == 2
     tifffile.imwrite(tmp_path / "small.tif", np.zeros((6, 20, 20), np.uint8))
@@ -94,14 +96,14 @@ def test_join_cli_errors_are_one_line(tmp_path, files, capsys):
                  "--image", str(tmp_path / "small.tif")]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     err = [line for line in lines if line.startswith("dendrosam: error: ")]
-    assert len(err) == 7 and all(line.startswith(("dendrosam: warning: ", "dendrosam: error: ")) or "pairs" in line
+    assert len(err) == 8 and all(line.startswith(("dendrosam: warning: ", "dendrosam: error: ")) or "pairs" in line
                                  for line in lines)  # one line per error, no traceback
     assert "--members" in err[0] and ".npz" in err[1] and "--reach-nm" in err[2]
     assert "--stages 2 needs two or more --sample" in err[3]
-    assert "--image" in err[4] and "bad.npz" in err[5]
-    assert "small.tif" in err[6] and "shape" in err[6]
+    assert "--image" in err[4] and "--contact-weight must be > 0" in err[5] and "bad.npz" in err[6]
+    assert "small.tif" in err[7] and "shape" in err[7]
     # a bad model or image fails before anything is written
-    assert not (tmp_path / "b.zarr").exists() and not (tmp_path / "c.zarr").exists()
+    assert not any((tmp_path / name).exists() for name in ("b.zarr", "c.zarr", "w.zarr"))
 
 
 def test_train_joins_with_two_samples_fits_two_stages(tmp_path, capsys):
