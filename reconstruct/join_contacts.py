@@ -42,7 +42,8 @@ from skimage.segmentation import expand_labels
 
 from .join_features import _read
 
-__all__ = ["CONTACT_FEATURE_NAMES", "ContactTable", "contact_tables", "iter_contact_tables", "DEFAULT_REACH_NM"]
+__all__ = ["CONTACT_FEATURE_NAMES", "ContactTable", "contact_tables", "interface_area", "iter_contact_tables",
+           "DEFAULT_REACH_NM"]
 
 CONTACT_FEATURE_NAMES = (
     "log_area_small", "log_area_large", "log_contact", "contact_per_size_small", "contact_per_size_large",
@@ -115,6 +116,23 @@ def _contact_table(z: int, objects: Any, mean: np.ndarray, std: np.ndarray, ref:
         shape[pa, 0], shape[pa, 1], shape[pb, 0], shape[pb, 1],
     ], axis=1)
     return ContactTable(z, ref[pa], ref[pb], count.astype(np.int64), features)
+
+
+def interface_area(table: Any, voxel_size: tuple[float, float, float]) -> np.ndarray:
+    """(P,) nm² of interface each row of a table stands for: the overlap area of a pair of sections'
+    objects (a :class:`~.join_features.PairTable`), contact length x section thickness of a contact
+    (a :class:`ContactTable`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = ContactTable(0, np.array([1]), np.array([2]), np.array([3]), np.zeros((1, 15)))
+    >>> interface_area(t, (40.0, 10.0, 20.0)).tolist()   # 3 px x 15 nm x 40 nm
+    [1800.0]
+    """
+    if isinstance(table, ContactTable):
+        return table.length * (0.5 * (float(voxel_size[1]) + float(voxel_size[2])) * float(voxel_size[0]))
+    return table.count * (float(voxel_size[1]) * float(voxel_size[2]))
 
 
 def contact_tables(voxel_size: tuple[float, float, float],

@@ -20,7 +20,8 @@ import numpy as np
 
 from dendrosam.errors import InputError
 
-from .join_contacts import CONTACT_FEATURE_NAMES, DEFAULT_REACH_NM, ContactTable, contact_tables, iter_contact_tables
+from .join_contacts import (CONTACT_FEATURE_NAMES, DEFAULT_REACH_NM, ContactTable, contact_tables, interface_area,
+                            iter_contact_tables)
 from .join_context import CONTEXT_FEATURE_NAMES, context_features
 from .join_features import FEATURE_NAMES, SectionObjectIds, iter_pair_tables
 from .join_trees import TREE_DEFAULTS, fit_trees
@@ -51,13 +52,13 @@ class JoinExamples:
                             np.concatenate([p.weights for p in parts]))
 
 
-def _labelled(tables: Any, weight: str, what: str | None, width: int) -> JoinExamples:
+def _labelled(tables: Any, voxel_size: tuple[float, float, float], what: str | None, width: int) -> JoinExamples:
     feats, labels, weights = [], [], []
     for t in tables:
         keep = (t.ref_a > 0) & (t.ref_b > 0)
         feats.append(t.features[keep])
         labels.append((t.ref_a[keep] == t.ref_b[keep]).astype(np.float64))
-        weights.append(getattr(t, weight)[keep].astype(np.float64))
+        weights.append(interface_area(t, voxel_size)[keep].astype(np.float64))
     if what is not None and (not feats or not sum(len(f) for f in feats)):
         raise InputError(f"no {what} 2D objects with ground truth: nothing to train the joins on")
     if not feats:
@@ -72,10 +73,8 @@ def join_examples(labels2d: Any, image: Any, gt: Any, voxel_size: tuple[float, f
     One row per overlapping pair in sections ``z`` / ``z + d`` (``d <= max_gap``), weighted by
     the overlap area (nm²).
     """
-    pixel_area = float(voxel_size[1]) * float(voxel_size[2])
-    ex = _labelled(iter_pair_tables(labels2d, image, voxel_size, ref=gt, max_gap=max_gap), "count", "overlapping",
-                   len(FEATURE_NAMES))
-    return JoinExamples(ex.features, ex.labels, ex.weights * pixel_area)
+    return _labelled(iter_pair_tables(labels2d, image, voxel_size, ref=gt, max_gap=max_gap), voxel_size,
+                     "overlapping", len(FEATURE_NAMES))
 
 
 def contact_examples(labels2d: Any, image: Any, gt: Any, voxel_size: tuple[float, float, float],
@@ -85,10 +84,8 @@ def contact_examples(labels2d: Any, image: Any, gt: Any, voxel_size: tuple[float
     Weighted by the interface each stands for (contact length x section thickness, nm²). A stack
     whose objects never touch gives no rows (not an error: its overlaps may still train the joins).
     """
-    line_area = 0.5 * (float(voxel_size[1]) + float(voxel_size[2])) * float(voxel_size[0])
-    ex = _labelled(iter_contact_tables(labels2d, image, voxel_size, ref=gt, reach_nm=reach_nm), "length", None,
-                   len(CONTACT_FEATURE_NAMES))
-    return JoinExamples(ex.features, ex.labels, ex.weights * line_area)
+    return _labelled(iter_contact_tables(labels2d, image, voxel_size, ref=gt, reach_nm=reach_nm), voxel_size, None,
+                     len(CONTACT_FEATURE_NAMES))
 
 
 def _fit(examples: JoinExamples, names: Sequence[str], members: int, hidden: int, steps: int, lr: float,
@@ -240,13 +237,11 @@ def join_graph(labels2d: Any, image: Any, gt: Any, voxel_size: tuple[float, floa
     for z in range(len(ids)):
         objects = section_objects(ids[z])
         truth[objects.ids] = majority_labels(objects, section_objects(read_section(gt, z)))
-    pixel_area = float(voxel_size[1]) * float(voxel_size[2])
-    line_area = 0.5 * (float(voxel_size[1]) + float(voxel_size[2])) * float(voxel_size[0])
     rows: dict[bool, list] = {False: [], True: []}
     for t in iter_pair_tables(ids, image, voxel_size, ref=ids, max_gap=max_gap,
                               per_section=contact_tables(voxel_size, reach_nm)):
         contact = isinstance(t, ContactTable)
-        w = t.length * line_area if contact else t.count * pixel_area
+        w = interface_area(t, voxel_size)
         dist = np.full(len(w), 0 if contact else t.zb - t.za, np.int64)
         rows[contact].append((np.stack([t.ref_a, t.ref_b], 1), dist, t.features, w))
 

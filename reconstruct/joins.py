@@ -40,9 +40,9 @@ Examples
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -52,7 +52,7 @@ from dendrosam.errors import CheckpointError, ConfigError
 from .agglomerate import additive_agglomeration, average_agglomeration, logit, merge_pooled, pool_pairs
 from .config import LINKAGES
 from .join_context import CONTEXT_FEATURE_NAMES, context_features
-from .join_contacts import CONTACT_FEATURE_NAMES, DEFAULT_REACH_NM, ContactTable, contact_tables
+from .join_contacts import CONTACT_FEATURE_NAMES, DEFAULT_REACH_NM, ContactTable, contact_tables, interface_area
 from .join_features import FEATURE_NAMES, SectionObjectIds, iter_pair_tables
 from .join_trees import TreeEnsemble
 
@@ -232,8 +232,7 @@ class _ScoredEdges:
                  shifts: np.ndarray | None, max_gap: int, per_section: Any, contact_weight: float = 1.0) -> None:
         self.tables = lambda: iter_pair_tables(labels2d, image, voxel_size, ref=labels3d, shifts=shifts,
                                                max_gap=max_gap, per_section=per_section)
-        self.pixel_area = float(voxel_size[1]) * float(voxel_size[2])
-        self.line_area = 0.5 * (float(voxel_size[1]) + float(voxel_size[2])) * float(voxel_size[0]) * contact_weight
+        self.voxel_size, self.contact_weight = voxel_size, contact_weight
         self.n_pairs = self.n_contacts = 0
 
     def scored(self, model: JoinModel, context: np.ndarray | None = None) -> Iterator[_Edges]:
@@ -250,10 +249,11 @@ class _ScoredEdges:
                 x, done = np.concatenate([x, context[done:done + n]], axis=1), done + n
             if isinstance(table, ContactTable):  # interface area: contact length x section thickness
                 self.n_contacts += n
-                w, p, dist = table.length[keep] * self.line_area, model.contacts.predict(x), 0
+                w = interface_area(table, self.voxel_size)[keep] * self.contact_weight
+                p, dist = model.contacts.predict(x), 0
             else:  # interface area: overlap between sections
                 self.n_pairs += n
-                w, p, dist = table.count[keep] * self.pixel_area, model.predict(x), table.zb - table.za
+                w, p, dist = interface_area(table, self.voxel_size)[keep], model.predict(x), table.zb - table.za
             yield _Edges(table.ref_a[keep], table.ref_b[keep], np.full(n, dist, np.int64), w, p)
 
 
