@@ -205,3 +205,28 @@ def test_robustness_resamples_sections_and_labels_exactly():
     bad = subprocess.run([sys.executable, str(EXAMPLES / "robustness.py"), "--tiny", "--set", "joins.stopp=1"],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "unknown key 'joins.stopp'" in bad.stderr and not bad.stdout
+
+
+def test_robustness_offsets_are_the_four_40nm_stacks_of_the_held_out_half(tmp_path):
+    """``--offsets``: section k, k+4, ... of x >= 125 for k = 0..3, image, GT and watershed alike."""
+    import importlib.util
+
+    import numpy as np
+    import tifffile
+
+    spec = importlib.util.spec_from_file_location("robustness", EXAMPLES / "robustness.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cube = tmp_path / "medulla_fib"
+    cube.mkdir()
+    vol = np.arange(9 * 2 * 128, dtype=np.uint32).reshape(9, 2, 128)
+    for name, dtype in (("raw", np.uint8), ("neurons", np.uint32), ("watershed_overseg", np.uint32)):
+        tifffile.imwrite(cube / f"{name}_z000-124.ome.tif", (vol % 251).astype(dtype) if dtype == np.uint8 else vol)
+    crops = list(module._crops(tmp_path, [10.0], [], offsets=True))
+    assert [c[0] for c in crops] == [f"medulla 40 nm, held-out [{k}::4]" for k in range(4)]
+    for k, (_, (raw, gt, ws), vs, px) in enumerate(crops):
+        assert gt.shape == (len(range(k, 9, 4)), 2, 3) and vs == (40.0, 10.0, 10.0) and px == 10.0
+        assert (gt == vol[k::4, :, 125:]).all() and (ws == gt).all() and (raw == gt % 251).all()
+    bad = subprocess.run([sys.executable, str(EXAMPLES / "robustness.py"), str(tmp_path / "nowhere"), "--offsets"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "--offsets needs" in bad.stderr and not bad.stdout
