@@ -24,17 +24,18 @@ test: setup
 bench: setup
 	$(PY) -m pytest -q -s -p no:cacheprovider --timeout=0 $(wildcard tests/benchmarks/bench_*.py)
 
-# The shipped models' recipe: SAM for 22,000 steps, then the detector in four 60-epoch stages (the last at 5 nm
-# pixels), then the learned joins on the masks those two models produce; last, the per-profile fine-tune of the
-# SAM that is shipped beside the default.
+# The shipped models' recipe: the per-GT-id SAM for 22,000 steps, then the detector in four 60-epoch stages (the
+# last at 5 nm pixels), the learned joins on the per-id SAM's masks, the per-profile fine-tune of that SAM (the
+# default SAM), and last the default learned joins, on the masks of the default SAM and the detector.
 train-models: setup
-	$(PY) examples/train_default_models.py --sam-steps 22000 --sam-patience 40
+	$(PY) examples/train_default_models.py --only sam --sam-steps 22000 --sam-patience 40
+	$(PY) examples/train_default_models.py --only yolo
 	$(PY) examples/train_default_models.py --only yolo --yolo-init segment/models/dendrosam_yolo_default.pt
 	$(PY) examples/train_default_models.py --only yolo --yolo-init segment/models/dendrosam_yolo_default.pt
 	$(PY) examples/train_default_models.py --only yolo --yolo-init segment/models/dendrosam_yolo_default.pt --yolo-pixel-nm 5
-	$(PY) examples/train_default_models.py --only joins
+	$(PY) examples/train_default_models.py --only joins-per-id
 	$(PY) examples/train_default_models.py --only sam-pieces
-	$(PY) examples/train_default_models.py --only joins-pieces
+	$(PY) examples/train_default_models.py --only joins
 
 clean:
 	rm -rf demo_out .pytest_cache

@@ -1,7 +1,8 @@
 """Re-create the shipped default models (``make train-models``).
 
-Trains the default SAM (``tiny_zoom`` family, from scratch) and the default YOLO detector on the
-developer halves of the project's EM data, with the project-wide split:
+Trains the SAM (``tiny_zoom`` family: from scratch per GT id, then fine-tuned per profile into the
+default) and the default YOLO detector on the developer halves of the project's EM data, with the
+project-wide split:
 
 - medulla FIB-SEM: train on ``x < 125`` (all 125 sections at 10 nm); validate on
   ``[::4, :, 125:]`` (the 40 nm protocol, 32 sections; never trained on);
@@ -21,16 +22,19 @@ two more 60-epoch stages, each started from the previous weights (``--yolo-init`
 each), then a fourth with every section resampled to 5 nm pixels (``--yolo-pixel-nm 5``, about
 18 min); the model card lists every stage.
 
-``--only sam-pieces`` fine-tunes the shipped SAM for 6,000 steps on one object per 4-connected
-profile (``TrainSamConfig(pieces=True)``, lr 3e-4; about 48 min of one core) into
-``segment/models/dendrosam_sam_pieces.pt``, which is shipped beside the default, not as it (see the
-README's "Shipped default models").
+``--only sam`` trains the per-GT-id SAM from scratch into
+``segment/models/dendrosam_sam_per_id.pt``; ``--only sam-pieces`` fine-tunes it for 6,000 steps on one
+object per 4-connected profile (``TrainSamConfig(pieces=True)``, lr 3e-4; about 48 min of one core)
+into ``segment/models/dendrosam_sam_pieces.pt``, the shipped default SAM (see the README's "Shipped
+default models" for why the fine-tune, not its base, is the default). ``both`` (the default) runs the
+two SAM steps and the detector.
 
-The learned-join model (``--only joins``, :mod:`dendrosam.reconstruct.join_recipe`) is trained last,
-on the masks the shipped SAM and detector produce on the same developer halves (about 30 min of one
-core); its card holds the held-out figures with and without it. ``--only joins-pieces`` trains the
-same recipe on the masks of the per-profile SAM into ``reconstruct/models/dendrosam_joins_pieces.npz``
-(+ card), the join model that ``joins.model = "auto"`` picks with ``segment.sam = "pieces"``.
+The learned-join model (``--only joins``, alias ``joins-pieces``; :mod:`dendrosam.reconstruct.join_recipe`)
+is trained last, on the masks the default SAM and the detector produce on the same developer halves
+(about 30 min of one core), into ``reconstruct/models/dendrosam_joins_pieces.npz``; its card holds the
+held-out figures with and without it. ``--only joins-per-id`` trains the same recipe on the per-GT-id
+SAM's masks into ``dendrosam_joins_per_id.npz``, the join model that ``joins.model = "auto"`` picks with
+``segment.sam = "per-id"``. The ``-card`` variants re-score an installed join model only.
 """
 
 from __future__ import annotations
@@ -88,13 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--yolo-epochs", type=int, default=60)
     p.add_argument("--yolo-init", help="continue the detector from these weights (a new schedule)")
     p.add_argument("--yolo-pixel-nm", type=float, help="resample every section to this pixel size (nm)")
-    p.add_argument("--only", choices=("sam", "yolo", "both", "joins", "joins-card", "sam-pieces", "joins-pieces",
-                                      "joins-pieces-card"), default="both",
-                   help="which models ('both' = SAM and detector; 'joins' needs both shipped; 'joins-card' "
-                        "re-scores the shipped join model on the held-out crop and rewrites that part of its "
-                        "card; 'sam-pieces' fine-tunes the shipped SAM on one object per 4-connected profile; "
-                        "'joins-pieces' / 'joins-pieces-card' do what 'joins' / 'joins-card' do on that SAM's "
-                        "masks, into dendrosam_joins_pieces)")
+    p.add_argument("--only", choices=("sam", "yolo", "both", "sam-pieces", "joins", "joins-card", "joins-pieces",
+                                      "joins-pieces-card", "joins-per-id", "joins-per-id-card"), default="both",
+                   help="which models ('both' = the per-GT-id SAM and the detector; 'sam-pieces' fine-tunes "
+                        "that SAM on one object per 4-connected profile into the default SAM; 'joins' (= "
+                        "'joins-pieces') needs both shipped; 'joins-card' re-scores the shipped join model on "
+                        "the held-out crop and rewrites that part of its card; 'joins-per-id' / "
+                        "'joins-per-id-card' do the same on the per-GT-id SAM's masks, into "
+                        "dendrosam_joins_per_id)")
     p.add_argument("--resume", action="store_true")
     args = p.parse_args(argv)
     command = "python examples/train_default_models.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
@@ -105,30 +110,31 @@ def main(argv: list[str] | None = None) -> int:
 
         res = train_sam(sam_config(args.data, args.work, args.sam_steps, command, args.sam_patience),
                         resume=args.resume)
-        install_sam(res, models, "dendrosam_sam_default")
+        install_sam(res, models, "dendrosam_sam_per_id")
     if args.only in ("yolo", "both"):
         from dendrosam.segment.train_detector import default_detector_run
 
         default_detector_run(args.data, args.work, models, command, args.yolo_epochs, args.yolo_init,
                              args.yolo_pixel_nm)
-    if args.only == "sam-pieces":
+    if args.only in ("sam-pieces", "both"):  # the default SAM is the per-profile fine-tune of the per-id one
         from dataclasses import replace
 
         from dendrosam.segment.train_sam import train_sam
 
         base = sam_config(args.data, args.work, args.sam_steps, command, args.sam_patience)
-        cfg = replace(base, work_dir=str(args.work / "sam_pieces"), init=str(models / "dendrosam_sam_default.pt"),
+        cfg = replace(base, work_dir=str(args.work / "sam_pieces"), init=str(models / "dendrosam_sam_per_id.pt"),
                       pieces=True, lr=3e-4, steps=PIECES_STEPS)
         install_sam(train_sam(cfg, resume=args.resume), models, "dendrosam_sam_pieces")
-    pieces = {"sam": "pieces", "name": "dendrosam_joins_pieces"} if args.only.startswith("joins-pieces") else {}
-    if args.only in ("joins", "joins-pieces"):
+    per_id = args.only.startswith("joins-per-id")
+    which = {"sam": "per-id" if per_id else "pieces", "name": "dendrosam_joins_" + ("per_id" if per_id else "pieces")}
+    if args.only in ("joins", "joins-pieces", "joins-per-id"):
         from dendrosam.reconstruct.join_recipe import default_joins_run
 
-        default_joins_run(args.data, REPO / "reconstruct" / "models", command, **pieces)
-    if args.only in ("joins-card", "joins-pieces-card"):
+        default_joins_run(args.data, REPO / "reconstruct" / "models", command, **which)
+    if args.only in ("joins-card", "joins-pieces-card", "joins-per-id-card"):
         from dendrosam.reconstruct.join_recipe import refresh_card
 
-        refresh_card(args.data, REPO / "reconstruct" / "models", command, **pieces)
+        refresh_card(args.data, REPO / "reconstruct" / "models", command, **which)
     return 0
 
 

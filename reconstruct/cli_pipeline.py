@@ -23,8 +23,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--voxel-size", nargs=3, type=float, metavar=("Z", "Y", "X"), help="voxel size in nm")
     p.add_argument("--config", metavar="FILE.toml", help="pipeline configuration file")
     p.add_argument("--method", choices=("sam", "threshold"), help="segmenter (default sam)")
-    p.add_argument("--sam", metavar="CKPT", help="SAM checkpoint, or \"pieces\" for the shipped per-profile SAM "
-                   "(default: the shipped model)")
+    p.add_argument("--sam", metavar="CKPT", help="SAM checkpoint, or \"per-id\" for the shipped per-GT-id SAM "
+                   "(default: the shipped per-profile SAM, also \"pieces\")")
     p.add_argument("--sam-type", metavar="TYPE", help="SAM architecture: vit_b, vit_l, vit_h or a tiny name")
     p.add_argument("--detector", metavar="YOLO.pt", help="YOLO weights (default: the shipped detector)")
     p.add_argument("--prompts", choices=("detector", "gt-boxes", "gt-points"), help="prompt source")

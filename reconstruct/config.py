@@ -24,7 +24,7 @@ Example ``config.toml``::
     # any TrackConfig field
 
     [joins]
-    model = "auto"          # learned joins after tracking: "auto", "default", "pieces", "none" or a .npz path
+    model = "auto"          # learned joins after tracking: "auto", "default", "per-id", "none" or a .npz path
     stop = 0.5
     contacts = true         # also weigh the contacts within each section (see the README)
     linkage = "additive"    # greedy additive contraction of the log-odds (GAEC), or "average" linkage
@@ -84,8 +84,9 @@ class SegmentSettings:
         ``"threshold"``: classical baseline (smoothed membrane threshold + 2D connected components),
         fast and model-free.
     sam, sam_type : str or None
-        SAM checkpoint path (or ``"pieces"``, the shipped per-profile fine-tune) and architecture
-        name; None = the shipped default model.
+        SAM checkpoint path (or a shipped model's name: ``"default"`` / ``"pieces"``, the per-profile
+        fine-tune that is the default, or ``"per-id"``, its per-GT-id base) and architecture name;
+        None = the shipped default model.
     detector : str or None
         YOLO weights; None = the shipped default detector.
     device : str or None
@@ -179,12 +180,13 @@ class JoinSettings:
     ----------
     model : str
         ``"auto"`` (the default): the shipped model when the 2D masks come from the detector + SAM,
-        the kind of masks it was trained on (``"pieces"`` when that SAM is ``"pieces"``), else
-        ``"none"`` (ground-truth prompts, the threshold segmenter); :func:`resolve_joins` decides and
-        the run's saved config shows the result.
-        ``"default"`` (the shipped model), ``"pieces"`` (the shipped model trained on the masks of the
-        per-profile SAM, ``segment.sam = "pieces"``), ``"none"`` (tracker output as is) or a path to an
-        ``.npz`` written by ``dendrosam train-joins`` are used as given.
+        the one trained on that kind of masks (``"per-id"`` when the SAM is the shipped per-GT-id
+        one, else ``"default"``), else ``"none"`` (ground-truth prompts, the threshold segmenter);
+        :func:`resolve_joins` decides and the run's saved config shows the result.
+        ``"default"`` (the shipped model, trained on the default SAM's masks; ``"pieces"`` is the
+        same), ``"per-id"`` (the recipe trained on the masks of ``segment.sam = "per-id"``),
+        ``"none"`` (tracker output as is) or a path to an ``.npz`` written by ``dendrosam
+        train-joins`` are used as given.
     stop : float
         Join two objects while their interface-weighted mean join probability is at least this.
         0.5 is the classifier's own decision threshold; higher joins less (fewer merges, more splits).
@@ -206,9 +208,9 @@ class JoinSettings:
         4 folds x 4 copies, confirmed on both held-out sets; README "Robustness").
     contact_weight : float
         How much a contact within a section counts against an overlap between sections, per nm² of
-        interface (default 1). ``max_gap`` would count each stretch of a neurite's surface as often
-        as the overlaps do (one per section distance); it was better on the validation folds and
-        the held-out medulla crop but not on held-out ISBI (README "Learned joins").
+        interface. 2 by default (= ``max_gap``): each stretch of a neurite's surface then counts as
+        often as its overlaps do (one per section distance). It was better on the validation folds,
+        and with the per-profile SAM's masks on every held-out set (README "Learned joins").
     """
 
     model: str = "auto"
@@ -217,7 +219,7 @@ class JoinSettings:
     contacts: bool = True
     linkage: str = "additive"
     start: str = "sections"
-    contact_weight: float = 1.0
+    contact_weight: float = 2.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.stop <= 1.0:
@@ -231,7 +233,7 @@ class JoinSettings:
         if self.start not in JOIN_STARTS:
             raise ConfigError(f"joins.start must be {' or '.join(map(repr, JOIN_STARTS))}, got {self.start!r}")
         if not self.model:
-            raise ConfigError("joins.model must be 'auto', 'default', 'pieces', 'none' or a path")
+            raise ConfigError("joins.model must be 'auto', 'default', 'per-id', 'none' or a path")
 
 
 @dataclass(frozen=True)
@@ -505,30 +507,30 @@ def config_to_toml(config: PipelineConfig) -> str:
 
 
 def resolve_joins(config: PipelineConfig) -> PipelineConfig:
-    """Replace ``joins.model = "auto"`` by what it means here (``"default"``, ``"pieces"`` or ``"none"``).
+    """Replace ``joins.model = "auto"`` by what it means here (``"default"``, ``"per-id"`` or ``"none"``).
 
     The shipped join model was trained on masks of the shipped detector + SAM; masks from ground-truth
     prompts or the threshold segmenter are another distribution (with GT boxes on the demo crop it
     made VI worse, 3.20 -> 3.43), so ``auto`` only uses it for ``method = "sam"``, ``prompts = "detector"``,
-    and picks ``"pieces"`` (the same recipe trained on that SAM's masks) when ``segment.sam`` is the shipped
-    per-profile SAM.
+    and picks ``"per-id"`` (the same recipe trained on that SAM's masks) when ``segment.sam`` is the
+    shipped per-GT-id SAM.
     """
     if config.joins.model != "auto":
         return config
     s = config.segment
     model = "none"
     if s.method == "sam" and s.prompts == "detector":
-        model = "pieces" if _is_pieces_sam(s.sam) else "default"
+        model = "per-id" if _is_per_id_sam(s.sam) else "default"
     return dataclasses.replace(config, joins=dataclasses.replace(config.joins, model=model))
 
 
-def _is_pieces_sam(sam: str | None) -> bool:
-    """Whether ``segment.sam`` names the shipped per-profile SAM (by name or by its path)."""
-    from dendrosam.segment.sam import PIECES_SAM_PATH
+def _is_per_id_sam(sam: str | None) -> bool:
+    """Whether ``segment.sam`` names the shipped per-GT-id SAM (by name or by its path)."""
+    from dendrosam.segment.sam import PER_ID_SAM_PATH
 
     if sam is None:
         return False
-    return sam == "pieces" or Path(sam).expanduser().resolve() == PIECES_SAM_PATH.resolve()
+    return sam == "per-id" or Path(sam).expanduser().resolve() == PER_ID_SAM_PATH.resolve()
 
 
 def config_hash(config: PipelineConfig) -> str:

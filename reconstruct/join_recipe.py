@@ -183,12 +183,12 @@ def linking_scores(raw: np.ndarray, gt: np.ndarray, labels: np.ndarray, vs: tupl
 
 
 def default_joins_run(data: Path, models: Path, command: str, members: int = 5, steps: int = 1500,
-                      sam: str | None = None, name: str = "dendrosam_joins_default",
+                      sam: str | None = None, name: str = "dendrosam_joins_pieces",
                       classifier: str = "trees", stages: int = 1) -> dict:
     """Train the shipped join model on :data:`DEFAULT_JOIN_SAMPLES`; write it and its card to ``models``.
 
     ``sam``: train on the masks of this SAM (``segment.sam``; default: the shipped default SAM),
-    installed as ``name`` (``dendrosam_joins_pieces`` for ``sam = "pieces"``). ``classifier``:
+    installed as ``name`` (the shipped default's; ``dendrosam_joins_per_id`` for ``sam = "per-id"``). ``classifier``:
     gradient-boosted trees (the shipped model) or ``"mlp"`` ensembles (``members``, ``steps``).
     ``stages = 2`` adds a second stage of trees that reads the first's context, trained out of fold
     by sample (:func:`.train_two_stage`; not adopted for the shipped model, README).
@@ -232,7 +232,7 @@ def heldout_scores(data: Path, model: Any, sam: str | None = None) -> dict:
 
 
 def refresh_card(data: Path, models: Path, command: str, sam: str | None = None,
-                 name: str = "dendrosam_joins_default") -> dict:
+                 name: str = "dendrosam_joins_pieces") -> dict:
     """Re-score an installed join model on the held-out crop; rewrite those card entries only.
 
     The weights and the training provenance stay as they are; the card records the command.

@@ -57,11 +57,14 @@ from .join_features import FEATURE_NAMES, SectionObjectIds, iter_pair_tables
 from .join_trees import TreeEnsemble
 
 __all__ = ["JoinModel", "JoinResult", "SectionObjectIds", "average_agglomeration", "additive_agglomeration",
-           "learned_joins", "default_join_model", "load_join_model", "DEFAULT_JOIN_MODEL", "PIECES_JOIN_MODEL"]
+           "learned_joins", "default_join_model", "load_join_model", "DEFAULT_JOIN_MODEL", "PIECES_JOIN_MODEL",
+           "PER_ID_JOIN_MODEL"]
 
-DEFAULT_JOIN_MODEL = Path(__file__).with_name("models") / "dendrosam_joins_default.npz"
-#: The same recipe trained on the masks of the per-profile SAM (``segment.sam = "pieces"``).
-PIECES_JOIN_MODEL = DEFAULT_JOIN_MODEL.with_name("dendrosam_joins_pieces.npz")
+#: The shipped join model: trained on the masks of the shipped (per-profile) SAM.
+PIECES_JOIN_MODEL = Path(__file__).with_name("models") / "dendrosam_joins_pieces.npz"
+DEFAULT_JOIN_MODEL = PIECES_JOIN_MODEL
+#: The same recipe trained on the masks of the per-GT-id SAM (``segment.sam = "per-id"``).
+PER_ID_JOIN_MODEL = PIECES_JOIN_MODEL.with_name("dendrosam_joins_per_id.npz")
 
 
 #: Feature counts (pairs, contacts) of models trained before the per-object columns were added.
@@ -204,13 +207,14 @@ def default_join_model() -> JoinModel:
 
 
 def load_join_model(name: str) -> JoinModel | None:
-    """``"default"`` -> the shipped model, ``"pieces"`` -> the one trained on the per-profile SAM's masks,
-    ``"none"`` -> None, anything else -> :meth:`JoinModel.load`."""
+    """``"default"`` or ``"pieces"`` -> the shipped model (trained on the per-profile SAM's masks),
+    ``"per-id"`` -> the one trained on the per-GT-id SAM's masks, ``"none"`` -> None, anything else ->
+    :meth:`JoinModel.load`."""
     if name == "none":
         return None
-    if name == "default":
+    if name in ("default", "pieces"):
         return default_join_model()
-    return JoinModel.load(PIECES_JOIN_MODEL if name == "pieces" else name)
+    return JoinModel.load(PER_ID_JOIN_MODEL if name == "per-id" else name)
 
 
 _POOL_EVERY = 1_000_000  # scored pairs held before they are pooled per object pair

@@ -34,8 +34,8 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="output OME-Zarr folder (the CSV goes beside it)")
     p.add_argument("--prompts", default="detector", choices=["detector", "gt-boxes", "gt-points"])
     p.add_argument("--gt", help="ground-truth labels for --prompts gt-boxes/gt-points")
-    p.add_argument("--sam", help="SAM checkpoint, or \"pieces\" for the shipped per-profile SAM "
-                   "(default: the shipped model)")
+    p.add_argument("--sam", help="SAM checkpoint, or \"per-id\" for the shipped per-GT-id SAM "
+                   "(default: the shipped per-profile SAM, also \"pieces\")")
     p.add_argument("--sam-type", help="vit_b | vit_l | vit_h | tiny | tiny_zoom (inferred if omitted)")
     p.add_argument("--detector", help="YOLO .pt (default: the shipped detector)")
     p.add_argument("--device", help="cpu | cuda[:N] | mps (default: auto)")

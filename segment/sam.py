@@ -40,6 +40,7 @@ __all__ = [
     "FORMAT_VERSION",
     "DEFAULT_SAM_PATH",
     "PIECES_SAM_PATH",
+    "PER_ID_SAM_PATH",
     "SHIPPED_SAMS",
     "SamModel",
     "load_sam",
@@ -49,11 +50,14 @@ __all__ = [
 
 FORMAT_NAME = "dendrosam-sam"
 FORMAT_VERSION = 1
-DEFAULT_SAM_PATH = Path(__file__).resolve().parent / "models" / "dendrosam_sam_default.pt"
-#: The shipped per-profile fine-tune of the default SAM (``examples/train_default_models.py --only sam-pieces``).
-PIECES_SAM_PATH = DEFAULT_SAM_PATH.with_name("dendrosam_sam_pieces.pt")
+#: The shipped SAM trained from scratch on one object per GT id (``train_default_models.py --only sam``);
+#: the base of the per-profile fine-tune, and the default until that replaced it (README).
+PER_ID_SAM_PATH = Path(__file__).resolve().parent / "models" / "dendrosam_sam_per_id.pt"
+#: Its fine-tune on one object per 4-connected profile (``--only sam-pieces``): the shipped default.
+PIECES_SAM_PATH = PER_ID_SAM_PATH.with_name("dendrosam_sam_pieces.pt")
+DEFAULT_SAM_PATH = PIECES_SAM_PATH
 #: Names that ``load_sam`` (and ``segment.sam`` / ``--sam``) accept for the shipped checkpoints.
-SHIPPED_SAMS = {"default": DEFAULT_SAM_PATH, "pieces": PIECES_SAM_PATH}
+SHIPPED_SAMS = {"default": DEFAULT_SAM_PATH, "pieces": PIECES_SAM_PATH, "per-id": PER_ID_SAM_PATH}
 _SAM_PREFIXES = ("image_encoder.", "prompt_encoder.", "mask_decoder.")
 
 
@@ -293,8 +297,8 @@ def load_sam(
     Parameters
     ----------
     checkpoint : path or None
-        ``.pt``/``.pth`` file; ``None`` or ``"default"`` loads the shipped default model, ``"pieces"``
-        its per-profile fine-tune (:data:`SHIPPED_SAMS`).
+        ``.pt``/``.pth`` file; ``None``, ``"default"`` or ``"pieces"`` loads the shipped default model
+        (the per-profile fine-tune), ``"per-id"`` its per-GT-id base (:data:`SHIPPED_SAMS`).
     model_type : str, SamArch or None
         Registry name (``vit_b``, ``vit_l``, ``vit_h``, ``tiny``, ...). ``None`` infers it from
         the file (our format stores it; Meta/micro-sam files are matched by tensor shapes).

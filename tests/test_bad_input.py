@@ -246,7 +246,7 @@ def _check_one_error(capsys, argv, must_name: str, case: str) -> None:
 def test_user_mistake(case, tmp_path, capsys, monkeypatch, request):
     build, must_name = FAILS[case]
     if case == "demo without the shipped models":  # a build without them: point at a missing file
-        monkeypatch.setattr("dendrosam.segment.sam.DEFAULT_SAM_PATH", tmp_path / "dendrosam_sam_default.pt")
+        monkeypatch.setattr("dendrosam.segment.sam.DEFAULT_SAM_PATH", tmp_path / "dendrosam_sam_pieces.pt")
     argv = build(tmp_path)
     capsys.readouterr()
     monkeypatch.chdir(tmp_path)

@@ -260,7 +260,9 @@ def test_the_shipped_model_loads_with_its_card():
     model = default_join_model()
     assert model.trees is not None and model.card["classifier"] == "trees"
     assert model.card["features"] == list(FEATURE_NAMES) and model.contacts.trees is not None
-    assert model.card["command"].endswith("--only joins") and model.card["stop"] == 0.5
+    # trained on the default (per-profile) SAM's masks; "joins-pieces" is today's alias of "--only joins"
+    assert model.card["command"].endswith("--only joins-pieces") and model.card["stop"] == 0.5
+    assert model.card["sam"] == "pieces" and model.card["heldout_command"].endswith("--only joins-card")
     held = model.card["heldout_medulla[::4,:,125:]"]
     # on the held-out crop the joins lower both VI and ARAND (the recipe's own measurement)
     vi = {k: v["voi_split"] + v["voi_merge"] for k, v in held.items()}

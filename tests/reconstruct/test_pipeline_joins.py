@@ -117,11 +117,12 @@ def test_auto_uses_the_shipped_model_only_on_detector_masks(tmp_path):
         return resolve_joins(config_from_dict({"segment": segment})).joins.model
 
     assert model() == "default"  # detector boxes -> SAM masks: what the shipped model was trained on
-    # the per-profile SAM, by name or by path, gets the joins trained on its own masks
-    from dendrosam.segment.sam import PIECES_SAM_PATH
+    from dendrosam.segment.sam import PER_ID_SAM_PATH, PIECES_SAM_PATH
 
-    assert model(sam="pieces") == model(sam=str(PIECES_SAM_PATH)) == "pieces"
-    assert model(sam=str(tmp_path / "mine.pt")) == "default" and model(sam="pieces", prompts="gt-boxes") == "none"
+    assert model(sam="pieces") == model(sam="default") == model(sam=str(PIECES_SAM_PATH)) == "default"
+    # the per-GT-id SAM, by name or by path, gets the joins trained on its own masks
+    assert model(sam="per-id") == model(sam=str(PER_ID_SAM_PATH)) == "per-id"
+    assert model(sam=str(tmp_path / "mine.pt")) == "default" and model(sam="per-id", prompts="gt-boxes") == "none"
     assert model(prompts="gt-boxes") == model(prompts="gt-points") == model(method="threshold") == "none"
     assert resolve_joins(config("x.npz")).joins.model == "x.npz"  # an explicit choice is kept
     img, _ = blanked_tubes()
@@ -132,20 +133,23 @@ def test_auto_uses_the_shipped_model_only_on_detector_masks(tmp_path):
     assert 'model = "none"' in (res.out / "config.toml").read_text()
 
 
-def test_pieces_models_reproduce_their_card_on_the_bundled_crop(tmp_path):
-    """``segment.sam = "pieces"`` with ``joins.model = "auto"``: the run uses the joins trained on that SAM's
+def test_per_id_models_reproduce_their_card_on_the_bundled_crop(tmp_path):
+    """``segment.sam = "per-id"`` with ``joins.model = "auto"``: the run uses the joins trained on that SAM's
     masks and scores what that model's card says for the held-out crop (its recipe's own measurement)."""
     from dendrosam.reconstruct import demo_data, evaluate, open_labels, open_volume
-    from dendrosam.reconstruct.joins import load_join_model
+    from dendrosam.reconstruct.joins import default_join_model, load_join_model
 
-    card = load_join_model("pieces").card
-    assert card["sam"] == "pieces" and card["command"].endswith("--only joins-pieces")
+    card = load_join_model("per-id").card
+    # trained when the per-id SAM was the default (its command's name then); re-scored under its new name
+    assert card["sam"] == "default" and card["command"].endswith("--only joins")
+    assert card["heldout_command"].endswith("--only joins-per-id-card")
+    assert default_join_model().card["sam"] == "pieces"
     want = card["heldout_medulla[::4,:,125:]+fill"]["sections+joins+contacts"]
     data = demo_data("medulla40")
     gt = np.asarray(open_labels(data["neurons"], like=open_volume(data["raw"])).data[:])
-    cfg = config_from_dict({"segment": {"sam": "pieces", "device": "cpu"}})
+    cfg = config_from_dict({"segment": {"sam": "per-id", "device": "cpu"}})
     res = reconstruct_volume(data["raw"], tmp_path / "run", cfg, progress=False, gt=gt)
-    assert 'model = "pieces"' in (res.out / "config.toml").read_text()
+    assert 'model = "per-id"' in (res.out / "config.toml").read_text()
     got = res.metrics
     assert got == evaluate(gt, np.asarray(res.labels3d[:])).to_dict()
     assert [round(got[k], 3) for k in ("voi_split", "voi_merge", "arand")] == [

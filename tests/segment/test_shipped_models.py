@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dendrosam.segment.detector import DEFAULT_YOLO_PATH
-from dendrosam.segment.sam import DEFAULT_SAM_PATH, PIECES_SAM_PATH
+from dendrosam.segment.sam import DEFAULT_SAM_PATH, PER_ID_SAM_PATH
 
 pytestmark = pytest.mark.skipif(not (DEFAULT_SAM_PATH.exists() and DEFAULT_YOLO_PATH.exists()),
                                 reason="shipped models not installed")
@@ -26,15 +26,16 @@ def heldout():
     return raw.read(), open_volume(d["neurons"]).read(), raw.voxel_size
 
 
-def test_shipped_sam_card_medulla_figure_is_reproduced(heldout):
+@pytest.mark.skipif(not PER_ID_SAM_PATH.exists(), reason="per-id SAM not installed")
+def test_per_id_sam_card_medulla_figure_is_reproduced(heldout):
     import torch
 
     from dendrosam.segment.sam import load_sam
     from dendrosam.segment.train_eval import ValSet, ellipse_floor, evaluate_prompted
 
     torch.set_num_threads(1)
-    sam = load_sam(device="cpu")  # no path: the shipped default
-    assert sam.arch.name == "tiny_zoom"
+    sam = load_sam("per-id", device="cpu")  # the shipped checkpoints load by name
+    assert sam.arch.name == "tiny_zoom" and not sam.card["config"].get("pieces")
     card = sam.card["validation_full"]["medulla"]
     raw, labels, _ = heldout
     val = ValSet("medulla", raw, labels)
@@ -63,17 +64,17 @@ def test_shipped_detector_card_medulla_figure_is_reproduced(heldout):
 
 
 
-@pytest.mark.skipif(not PIECES_SAM_PATH.exists(), reason="per-profile SAM not installed")
-def test_pieces_sam_card_figures_are_reproduced(heldout):
-    """The per-profile fine-tune's card: per-profile figure reproduced, per-id figure as the README states."""
+@pytest.mark.skipif(not PER_ID_SAM_PATH.exists(), reason="per-id SAM not installed")
+def test_default_sam_is_the_per_profile_fine_tune_and_its_card_figures_are_reproduced(heldout):
+    """The default SAM's card: per-profile figure reproduced, per-id figure as the README states."""
     import torch
 
     from dendrosam.segment.sam import load_sam
     from dendrosam.segment.train_eval import ValSet, evaluate_prompted
 
     torch.set_num_threads(1)
-    sam = load_sam("pieces", device="cpu")  # the shipped checkpoints load by name
-    assert sam.card["config"]["pieces"] is True
+    sam = load_sam(device="cpu")  # no path: the shipped default
+    assert sam.card["config"]["pieces"] is True and sam.card["config"]["init"].endswith("dendrosam_sam_default.pt")
     card = sam.card["validation_full"]["medulla"]
     raw, labels, _ = heldout
     val = ValSet("medulla", raw, labels)
@@ -82,5 +83,5 @@ def test_pieces_sam_card_figures_are_reproduced(heldout):
     assert got["iou_mean"] == pytest.approx(card["iou_mean"], abs=2e-3)
     per_id = evaluate_prompted(sam, val, min_area=20)
     assert per_id["n"] == 839
-    default = load_sam(device="cpu").card["validation_full"]["medulla"]["iou_mean"]
-    assert per_id["iou_mean"] > default  # it is also better per id on this held-out crop
+    base = load_sam("per-id", device="cpu").card["validation_full"]["medulla"]["iou_mean"]
+    assert per_id["iou_mean"] > base  # it is also better per id on this held-out crop than its per-id base
