@@ -4,7 +4,7 @@ Usage::
 
     python examples/join_folds.py [DATA_DIR]               # the four medulla folds, default masks (about 45 min, one core)
     python examples/join_folds.py DATA_DIR --cut-h 1.5     # the same with masks cut at cell interiors
-    python examples/join_folds.py DATA_DIR --sam segment/models/dendrosam_sam_pieces.pt   # another SAM
+    python examples/join_folds.py DATA_DIR --sam per-id     # another SAM (a name or a checkpoint)
     python examples/join_folds.py DATA_DIR --folds "gala[0::4]" "isbi[0:16]"
     python examples/join_folds.py DATA_DIR --repeats 3 --stop 0.6   # + 3 noisy copies per fold; another stop
     python examples/join_folds.py DATA_DIR --repeats 3 --classifier mlp     # the earlier MLP ensembles
