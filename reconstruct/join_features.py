@@ -46,6 +46,7 @@ import numpy as np
 
 from dendrosam.errors import LabelError
 
+from .convex import solidity
 from .overlap import SectionObjects, contingency, majority_labels, section_objects, shift_image
 from .track_scan import read_section
 
@@ -165,6 +166,7 @@ def object_shape(objects: SectionObjects, img: np.ndarray) -> np.ndarray:
     """(N, 2) per 2D object: solidity (area / convex hull area) and the fraction of pixels below -1.
 
     ``img`` is the z-scored section (:func:`zscore`); objects are ``objects.dense`` ids ``1..N``.
+    Solidity is scikit-image's (``regionprops``), computed by :func:`.convex.solidity`.
 
     Examples
     --------
@@ -175,11 +177,8 @@ def object_shape(objects: SectionObjects, img: np.ndarray) -> np.ndarray:
     >>> object_shape(section_objects(lab), img).round(3).tolist()  # in order of first pixel: the hook, the square
     [[0.857, 0.0], [1.0, 0.333]]
     """
-    from skimage.measure import regionprops
-
     out = np.zeros((objects.n, len(OBJECT_FEATURE_NAMES)))
-    for region in regionprops(objects.dense):
-        out[region.label - 1, 0] = region.solidity
+    out[:, 0] = solidity(objects.dense, objects.n)  # = regionprops' solidity, compiled (tested)
     flat = objects.dense.ravel()
     dark = np.bincount(flat, weights=(img.ravel() < -1.0), minlength=objects.n + 1)[1:]
     out[:, 1] = dark / np.maximum(objects.size, 1)
