@@ -26,7 +26,7 @@ bench: setup
 
 # The shipped models' recipe: the per-GT-id SAM for 22,000 steps, then the detector in four 60-epoch stages (the
 # last at 5 nm pixels), the learned joins on the per-id SAM's masks, the per-profile fine-tune of that SAM (the
-# default SAM), and last the default learned joins, on the masks of the default SAM and the detector.
+# default SAM), and last the default learned joins (two stages), on the masks of the default SAM and the detector.
 train-models: setup
 	$(PY) examples/train_default_models.py --only sam --sam-steps 22000 --sam-patience 40
 	$(PY) examples/train_default_models.py --only yolo
@@ -35,7 +35,7 @@ train-models: setup
 	$(PY) examples/train_default_models.py --only yolo --yolo-init segment/models/dendrosam_yolo_default.pt --yolo-pixel-nm 5
 	$(PY) examples/train_default_models.py --only joins-per-id
 	$(PY) examples/train_default_models.py --only sam-pieces
-	$(PY) examples/train_default_models.py --only joins
+	$(PY) examples/train_default_models.py --only joins --join-stages 2
 
 clean:
 	rm -rf demo_out .pytest_cache

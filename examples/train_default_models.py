@@ -31,7 +31,8 @@ two SAM steps and the detector.
 
 The learned-join model (``--only joins``, alias ``joins-pieces``; :mod:`dendrosam.reconstruct.join_recipe`)
 is trained last, on the masks the default SAM and the detector produce on the same developer halves
-(about 30 min of one core), into ``reconstruct/models/dendrosam_joins_pieces.npz``; its card holds the
+(about 30 min of one core), into ``reconstruct/models/dendrosam_joins_pieces.npz``, with
+``--join-stages 2`` (the shipped model: a second stage reads the first's context); its card holds the
 held-out figures with and without it. ``--only joins-per-id`` trains the same recipe on the per-GT-id
 SAM's masks into ``dendrosam_joins_per_id.npz``, the join model that ``joins.model = "auto"`` picks with
 ``segment.sam = "per-id"``. The ``-card`` variants re-score an installed join model only.
@@ -100,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
                         "the held-out crop and rewrites that part of its card; 'joins-per-id' / "
                         "'joins-per-id-card' do the same on the per-GT-id SAM's masks, into "
                         "dendrosam_joins_per_id)")
+    p.add_argument("--join-stages", type=int, choices=(1, 2), default=1,
+                   help="join model stages for 'joins' / 'joins-per-id' (2: a second stage reads the first's context)")
     p.add_argument("--resume", action="store_true")
     args = p.parse_args(argv)
     command = "python examples/train_default_models.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
@@ -130,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in ("joins", "joins-pieces", "joins-per-id"):
         from dendrosam.reconstruct.join_recipe import default_joins_run
 
-        default_joins_run(args.data, REPO / "reconstruct" / "models", command, **which)
+        default_joins_run(args.data, REPO / "reconstruct" / "models", command, stages=args.join_stages, **which)
     if args.only in ("joins-card", "joins-pieces-card", "joins-per-id-card"):
         from dendrosam.reconstruct.join_recipe import refresh_card
 

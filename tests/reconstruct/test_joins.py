@@ -260,9 +260,9 @@ def test_the_shipped_model_loads_with_its_card():
     model = default_join_model()
     assert model.trees is not None and model.card["classifier"] == "trees"
     assert model.card["features"] == list(FEATURE_NAMES) and model.contacts.trees is not None
-    # trained on the default (per-profile) SAM's masks; "joins-pieces" is today's alias of "--only joins"
-    assert model.card["command"].endswith("--only joins-pieces") and model.card["stop"] == 0.5
-    assert model.card["sam"] == "pieces" and model.card["heldout_command"].endswith("--only joins-card")
+    # trained on the default (per-profile) SAM's masks, with a second stage that reads the first's context
+    assert model.card["command"].endswith("--only joins --join-stages 2") and model.card["stop"] == 0.5
+    assert model.card["sam"] == "pieces" and model.card["stages"] == 2 and model.context is not None
     held = model.card["heldout_medulla[::4,:,125:]"]
     # on the held-out crop the joins lower both VI and ARAND (the recipe's own measurement)
     vi = {k: v["voi_split"] + v["voi_merge"] for k, v in held.items()}
@@ -271,7 +271,7 @@ def test_the_shipped_model_loads_with_its_card():
     fill = model.card["heldout_medulla[::4,:,125:]+fill"]
     best, old = fill["sections+joins+contacts"], fill["tracker+joins"]
     assert best["voi_split"] + best["voi_merge"] < old["voi_split"] + old["voi_merge"] and best["arand"] < old["arand"]
-    assert DEFAULT_JOIN_MODEL.stat().st_size < 400_000  # 2 x 200 trees of up to 31 leaves
+    assert DEFAULT_JOIN_MODEL.stat().st_size < 800_000  # 2 stages x 2 x 200 trees of up to 31 leaves
 
 
 def test_pooling_pairs_in_batches_changes_nothing(monkeypatch):
