@@ -32,7 +32,7 @@ two SAM steps and the detector.
 The learned-join model (``--only joins``, alias ``joins-pieces``; :mod:`dendrosam.reconstruct.join_recipe`)
 is trained last, on the masks the default SAM and the detector produce on the same developer halves
 (about 30 min of one core), into ``reconstruct/models/dendrosam_joins_pieces.npz``, with
-``--join-stages 2`` (the shipped model: a second stage reads the first's context); its card holds the
+two stages by default (``--join-stages``; a second stage reads the first's context); its card holds the
 held-out figures with and without it. ``--only joins-per-id`` trains the same recipe on the per-GT-id
 SAM's masks into ``dendrosam_joins_per_id.npz``, the join model that ``joins.model = "auto"`` picks with
 ``segment.sam = "per-id"``. The ``-card`` variants re-score an installed join model only.
@@ -95,14 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--yolo-pixel-nm", type=float, help="resample every section to this pixel size (nm)")
     p.add_argument("--only", choices=("sam", "yolo", "both", "sam-pieces", "joins", "joins-card", "joins-pieces",
                                       "joins-pieces-card", "joins-per-id", "joins-per-id-card"), default="both",
-                   help="which models ('both' = the per-GT-id SAM and the detector; 'sam-pieces' fine-tunes "
-                        "that SAM on one object per 4-connected profile into the default SAM; 'joins' (= "
+                   help="which models ('both' = the per-GT-id SAM, its per-profile fine-tune and the detector; "
+                        "'sam-pieces' fine-tunes that SAM on one object per 4-connected profile into the default SAM; 'joins' (= "
                         "'joins-pieces') needs both shipped; 'joins-card' re-scores the shipped join model on "
                         "the held-out crop and rewrites that part of its card; 'joins-per-id' / "
                         "'joins-per-id-card' do the same on the per-GT-id SAM's masks, into "
                         "dendrosam_joins_per_id)")
-    p.add_argument("--join-stages", type=int, choices=(1, 2), default=1,
-                   help="join model stages for 'joins' / 'joins-per-id' (2: a second stage reads the first's context)")
+    p.add_argument("--join-stages", type=int, choices=(1, 2), default=None,
+                   help="join model stages (2: a second stage reads the first's context); default: as shipped, "
+                        "2 for 'joins', 1 for 'joins-per-id'")
     p.add_argument("--resume", action="store_true")
     args = p.parse_args(argv)
     command = "python examples/train_default_models.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
@@ -133,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in ("joins", "joins-pieces", "joins-per-id"):
         from dendrosam.reconstruct.join_recipe import default_joins_run
 
-        default_joins_run(args.data, REPO / "reconstruct" / "models", command, stages=args.join_stages, **which)
+        default_joins_run(args.data, REPO / "reconstruct" / "models", command,
+                          stages=args.join_stages or (1 if per_id else 2), **which)
     if args.only in ("joins-card", "joins-pieces-card", "joins-per-id-card"):
         from dendrosam.reconstruct.join_recipe import refresh_card
 
