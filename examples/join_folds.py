@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--classifier", choices=("trees", "mlp"), default="trees",
                         help="the join classifiers to train (default: trees, as the shipped model)")
     parser.add_argument("--stages", type=int, choices=(1, 2), default=1,
-                        help="2: a second stage of trees reads the first's context (default 1, as the shipped model)")
+                        help="2: a second stage of trees reads the first's context (default 1; the shipped default joins have 2)")
     parser.add_argument("--members", type=int, default=5)
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--tiny", action="store_true", help="three small synthetic stacks, GT as 2D labels (seconds)")

@@ -104,7 +104,7 @@ def validation_folds(samples, masks, folds: list[str], members: int = 5, steps: 
         The classifiers to train (:func:`.train_join_model`; the shipped model: ``"trees"``).
     stages : {1, 2}
         ``2``: a second stage that reads the first's context (:func:`.train_two_stage`, trees only,
-        out of fold by training sample; not the shipped model's recipe, README).
+        out of fold by training sample; the shipped default join model's recipe, README).
     repeats : int
         Also score ``repeats`` perturbed copies of each fold's image, ``perturb(raw, k)`` for
         ``k = 1..repeats``, segmented with ``masks`` and linked with the same model: how far the
@@ -191,7 +191,7 @@ def default_joins_run(data: Path, models: Path, command: str, members: int = 5, 
     installed as ``name`` (the shipped default's; ``dendrosam_joins_per_id`` for ``sam = "per-id"``). ``classifier``:
     gradient-boosted trees (the shipped model) or ``"mlp"`` ensembles (``members``, ``steps``).
     ``stages = 2`` adds a second stage of trees that reads the first's context, trained out of fold
-    by sample (:func:`.train_two_stage`; not adopted for the shipped model, README).
+    by sample (:func:`.train_two_stage`; the shipped default joins use it, the per-id joins do not).
     """
     graphs, groups, names = [], [], []
     for sample, raw, gt, vs in load_samples(data):
