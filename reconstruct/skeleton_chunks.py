@@ -278,18 +278,16 @@ def _bridge(piece: _Piece, vs: tuple, slabs: dict[tuple[int, int], np.ndarray]) 
 
 
 def _open_face(voxels: np.ndarray, slabs: dict[tuple[int, int], np.ndarray],
-               crossings: dict[tuple[int, int], np.ndarray], shape: Sequence[int]) -> np.ndarray:
+               crossings: dict[tuple[int, int], np.ndarray]) -> np.ndarray:
     """Which vertices lie beside an inner block face in a piece of the object that crosses it.
 
     True where a vertex is on plane ``c - 1`` or ``c`` of an inner face (any axis, as keyed in
-    ``slabs``), the piece of the object's cross-section there (26-connected over both planes)
-    has voxels on both planes (its id is in ``crossings``), and the vertex is at least two voxels from the volume's border
-    (where ``fix_borders`` puts end points of its own, so a tip there may be real).
+    ``slabs``) and the piece of the object's cross-section there (26-connected over both planes)
+    has voxels on both planes (its id is in ``crossings``).
     """
     hit = np.zeros(len(voxels), dtype=bool)
-    inner = np.all((voxels >= 2) & (voxels < np.asarray(shape) - 2), axis=1)
     for (axis, c), pieces in slabs.items():
-        near = np.flatnonzero(((voxels[:, axis] == c - 1) | (voxels[:, axis] == c)) & inner)
+        near = np.flatnonzero((voxels[:, axis] == c - 1) | (voxels[:, axis] == c))
         if not near.size:
             continue
         local = voxels[near].copy()
@@ -298,7 +296,7 @@ def _open_face(voxels: np.ndarray, slabs: dict[tuple[int, int], np.ndarray],
     return hit
 
 
-def _prune_face_tips(piece: _Piece, edges: np.ndarray, shape: Sequence[int],
+def _prune_face_tips(piece: _Piece, edges: np.ndarray, border_ends: np.ndarray,
                      slabs: dict[tuple[int, int], np.ndarray],
                      crossings: dict[tuple[int, int], np.ndarray], vs: tuple,
                      config: SkeletonConfig) -> tuple[_Piece, np.ndarray]:
@@ -309,16 +307,23 @@ def _prune_face_tips(piece: _Piece, edges: np.ndarray, shape: Sequence[int],
     whole volume grows no such branch: the target lies inside the invalidation ball
     (``scale * radius + const``) of the path that passes by. So a tip is cut back to its
     branch point when it lies beside an inner face the object crosses right there *and* inside
-    the invalidation ball of a vertex of the rest of the skeleton. Tips away from faces, tips
-    within two voxels of the volume border (``fix_borders`` end points are real) and bare paths
-    (no branch point) are kept. Repeated until stable.
+    the invalidation ball of a vertex of the rest of the skeleton. Kept are tips away from
+    faces, bare paths (no branch point), and tips within ``config.const`` nm of one of the
+    object's ``border_ends`` (the whole volume's ``fix_borders`` end points, (N, 3) voxels):
+    the whole-volume trace ends there, and the block's face target only displaced that end.
+    (A tip merely near the volume border, beside no such end point, is cut like any other.)
+    Repeated until stable.
     """
     graph = nx.Graph()
     graph.add_nodes_from(range(len(piece.voxels)))
     graph.add_edges_from(map(tuple, edges.tolist()))
-    open_face = _open_face(piece.voxels, slabs, crossings, shape)
+    open_face = _open_face(piece.voxels, slabs, crossings)
     nm = piece.voxels * np.asarray(vs)
     ball = config.scale * piece.radius.astype(np.float64) + config.const
+    near = np.flatnonzero(open_face)
+    if len(border_ends) and near.size:
+        to_end = np.linalg.norm(nm[near, None, :] - (border_ends * np.asarray(vs))[None], axis=2).min(axis=1)
+        open_face[near[to_end <= config.const]] = False
     changed = bool(open_face.any())
     while changed:
         changed = False
@@ -378,6 +383,16 @@ def _block_grid(shape: Sequence[int], block: Sequence[int]) -> list[tuple[np.nda
     return [(lo, np.minimum(lo + np.asarray(block), shape)) for lo in grid]
 
 
+def _padded_block_voxels(shape: Sequence[int], block: Sequence[int], halo_vox: Sequence[int]) -> int:
+    """Voxels of the largest padded region (core + halo, clipped to the volume) of any block."""
+    largest = 0
+    for core_lo, core_hi in _block_grid(shape, block):
+        lo = np.maximum(core_lo - np.asarray(halo_vox), 0)
+        hi = np.minimum(core_hi + np.asarray(halo_vox), np.asarray(shape))
+        largest = max(largest, int(np.prod(hi - lo)))
+    return largest
+
+
 def _fits_a_block(lo, hi, block, halo_vox, shape) -> bool:
     """Whether the box ``[lo, hi)`` lies inside the padded region (core + halo) of some block.
 
@@ -402,14 +417,17 @@ def skeletonize_blocks(
     max_radius_nm: float = 500.0,
     halo_nm: float | None = None,
     whole_objects: bool = True,
+    max_object_voxels: int | None = None,
 ) -> dict[int, nx.Graph]:
     """Skeletonize block by block with a halo, keep each block's core, fuse per object.
 
-    An object whose padded bounding box lies inside the padded region (core + halo) of some
-    block, i.e. in data that block reads anyway, is skeletonized whole
-    (:func:`skeletonize_objects` on its crop: exactly the whole-volume skeleton, and no more
-    memory than the block); only objects that no block's padded region holds are traced
-    piecewise and fused.
+    An object is skeletonized whole (:func:`skeletonize_objects` on its own crop: exactly the
+    whole-volume skeleton) when its padded bounding box lies inside the padded region (core +
+    halo) of some block, i.e. in data that block reads anyway, or holds no more voxels than
+    ``max_object_voxels`` (by default the largest padded block, so no task holds more than one
+    block does). Only larger objects are traced piecewise and fused; their branch and tip
+    counts can differ from the whole-volume trace (TEASAR is a global method: the whole-volume
+    trace of the same object already depends on the order it meets the voxels in).
 
     Parameters
     ----------
@@ -423,8 +441,12 @@ def skeletonize_blocks(
         Margin around each core, nm (default :func:`default_halo_nm`); converted to voxels per
         axis with the anisotropy (ceil).
     whole_objects
-        Skeletonize objects that fit in one block's padded region whole (exact); False traces
-        every object piecewise.
+        Skeletonize objects that fit (see above) whole (exact); False traces every object
+        piecewise.
+    max_object_voxels
+        Largest padded object box, in voxels, traced whole from its own crop (default: the
+        voxels of the largest padded block; 0 keeps only objects inside a block's padded
+        region whole).
 
     Returns
     -------
@@ -433,6 +455,8 @@ def skeletonize_blocks(
         ``"kimimaro-blocks"``.
     """
     from osteoid import Skeleton
+
+    from dendrosam.reconstruct.teasar import border_targets
 
     labels, vs = _check_inputs(labels3d, voxel_size)
     block = tuple(int(b) for b in block_shape)
@@ -443,11 +467,15 @@ def skeletonize_blocks(
         raise ConfigError(f"halo_nm must be >= 0, got {halo_nm!r}")
     halo_vox = np.ceil(halo / np.asarray(vs)).astype(int)
     shape = np.asarray(labels.shape)
+    budget = _padded_block_voxels(shape, block, halo_vox) if max_object_voxels is None else int(max_object_voxels)
+    if budget < 0:
+        raise ConfigError(f"max_object_voxels must be >= 0, got {max_object_voxels!r}")
 
     graphs: dict[int, nx.Graph] = {}
     if whole_objects:
         boxes = object_boxes(labels, object_ids, pad=1)
-        fits = [k for k, (lo, hi, _) in boxes.items() if _fits_a_block(lo, hi, block, halo_vox, shape)]
+        fits = [k for k, (lo, hi, _) in boxes.items()
+                if np.prod(np.subtract(hi, lo)) <= budget or _fits_a_block(lo, hi, block, halo_vox, shape)]
         graphs = skeletonize_objects(labels, voxel_size, fits, config, boxes=boxes)
         for g in graphs.values():
             g.graph["source"] = "kimimaro-blocks"
@@ -457,6 +485,8 @@ def skeletonize_blocks(
     slabs = _face_slabs(labels, block)
     crossings = {key: _crossing(pieces, key[0]) for key, pieces in slabs.items()}
     faces = _face_targets(labels, vs, slabs, crossings)
+    border_ends = border_targets(labels, vs) if config.fix_borders else np.empty((0, 3), np.int64)
+    end_labels = labels[tuple(border_ends.T)]
     pieces: dict[int, list[_Piece]] = {}
     for core_lo, core_hi in _block_grid(labels.shape, block):
         lo, hi = np.maximum(core_lo - halo_vox, 0), np.minimum(core_hi + halo_vox, shape)
@@ -472,7 +502,8 @@ def skeletonize_blocks(
     for label in sorted(pieces):
         fused = _fuse(pieces[label])
         edges = np.concatenate([fused.edges, _bridge(fused, vs, slabs)])
-        fused, edges = _prune_face_tips(fused, edges, labels.shape, slabs, crossings, vs, config)
+        ends = border_ends[end_labels == label]
+        fused, edges = _prune_face_tips(fused, edges, ends, slabs, crossings, vs, config)
         skel = Skeleton(
             _physical_vertices(fused.voxels, vs), edges.astype(np.uint32), fused.radius,
             segid=label, space="physical",

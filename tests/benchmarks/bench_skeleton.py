@@ -68,6 +68,7 @@ def test_bench_skeleton(shared_data):
     t0 = time.perf_counter()
     blocks = skeletonize_blocks(labels, VS, (edge, half, half), config)  # 4 blocks
     t_blocks = time.perf_counter() - t0
+    contained = skeletonize_blocks(labels, VS, (edge, half, half), config, max_object_voxels=0)
     fused = skeletonize_blocks(labels, VS, (edge, half, half), config, whole_objects=False)
 
     whole = table.set_index("label")[["n_branch_points", "n_tips"]]
@@ -80,13 +81,15 @@ def test_bench_skeleton(shared_data):
         return common, same, cable
 
     common, agree, cable_ratio = agreement(blocks)
+    _, agree_contained, _ = agreement(contained)
     _, agree_fused, _ = agreement(fused)
     # Baseline for "same topology": TEASAR's own answer for the same objects in a mirrored volume
     # (the traversal order changes, the geometry does not; branch and tip counts are mirror-invariant).
     mirrored = {name: agreement(skeletonize(np.ascontiguousarray(np.flip(labels, axis)), VS, config))[1].mean()
                 for axis, name in enumerate("zyx")}
-    n_exact = sum(blocks[k].number_of_nodes() == graphs[k].number_of_nodes()
-                  and sorted(blocks[k].nodes(data=True)) == sorted(graphs[k].nodes(data=True)) for k in common)
+    def n_exact(result):
+        return sum(result[k].number_of_nodes() == graphs[k].number_of_nodes()
+                   and sorted(result[k].nodes(data=True)) == sorted(graphs[k].nodes(data=True)) for k in common)
     print(f"\npinky40 crop {labels.shape}, voxel {VS} nm, {len(raw)} objects (dust {config.dust_threshold} vox)")
     print(f"raw kimimaro.skeletonize      {t_raw:8.1f} s   1.00x")
     print(f"skeletonize (graphs, smooth)  {t_ours:8.1f} s   {t_ours / t_raw:.2f}x raw")
@@ -96,9 +99,11 @@ def test_bench_skeleton(shared_data):
     print(f"morphometrics (+volume, area) {t_morph_vol:8.1f} s   {t_morph_vol / t_raw:.2f}x raw")
     print(f"skeletonize_blocks (4 blocks) {t_blocks:8.1f} s   {t_blocks / t_raw:.2f}x raw")
     print(f"objects in both: {len(common)} of {len(whole)} whole / {len(blocks)} chunked; "
-          f"{n_exact} fit a block's padded region and are identical to whole")
+          f"{n_exact(blocks)} identical to whole ({n_exact(contained)} when only objects inside a "
+          f"block's padded region are traced whole, max_object_voxels=0)")
     print(f"same branch+tip counts chunked vs whole: {agree.mean():.1%} "
-          f"(every object traced piecewise, whole_objects=False: {agree_fused.mean():.1%})")
+          f"(max_object_voxels=0: {agree_contained.mean():.1%}; "
+          f"every object traced piecewise, whole_objects=False: {agree_fused.mean():.1%})")
     print("baseline, whole vs whole of the volume mirrored in "
           + ", ".join(f"{name}: {value:.1%}" for name, value in mirrored.items()))
     print(f"chunked / whole cable length: median {cable_ratio.median():.3f}, "

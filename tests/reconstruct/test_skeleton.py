@@ -204,7 +204,7 @@ def test_blocks_take_objects_that_fit_a_halo_region_whole():
     labels[14:20, 45:55, 150:175] = 4  # straddles it too: only the halo *below* the next block holds it
     whole = skeletonize(labels, VS)
     halo = 12 * VS[2]  # 12 voxels in x: object 1 cannot fit, 2, 3 and 4 can
-    merged = skeletonize_blocks(labels, VS, (24, 60, 80), halo_nm=halo)
+    merged = skeletonize_blocks(labels, VS, (24, 60, 80), halo_nm=halo, max_object_voxels=0)
     assert sorted(merged) == [1, 2, 3, 4]
     for k in (2, 3, 4):
         assert sorted(merged[k].nodes(data=True)) == sorted(whole[k].nodes(data=True))
@@ -212,6 +212,23 @@ def test_blocks_take_objects_that_fit_a_halo_region_whole():
         assert merged[k].graph["source"] == "kimimaro-blocks"
     assert degrees(merged[1]) == degrees(whole[1]) == [1, 1]
     assert nx.is_connected(merged[1])
+
+
+def test_blocks_take_objects_no_larger_than_a_padded_block_whole():
+    """An object that crosses every block face is traced whole from its own crop when its
+    padded box holds no more voxels than the largest padded block (the default budget), and
+    piecewise when it holds one voxel more than the budget given."""
+    labels = np.zeros((24, 60, 240), np.uint32)
+    labels[4:12, 5:15, 5:235] = 1  # padded box 10 x 12 x 232 = 27,840 voxels
+    whole = skeletonize(labels, VS)[1]
+    halo = 12 * VS[2]  # largest padded block: 24 x 60 x (80 + 2 * 12) = 149,760 voxels
+    for budget, exact in ((None, True), (27_840, True), (27_839, False)):
+        merged = skeletonize_blocks(labels, VS, (24, 60, 80), halo_nm=halo, max_object_voxels=budget)[1]
+        same = sorted(merged.nodes(data=True)) == sorted(whole.nodes(data=True))
+        assert same is exact, budget
+        assert degrees(merged) == degrees(whole) == [1, 1]
+    with pytest.raises(ConfigError, match="max_object_voxels"):
+        skeletonize_blocks(labels, VS, (24, 60, 80), max_object_voxels=-1)
 
 
 def test_blocks_no_spur_to_a_face_target_inside_a_bulge():
@@ -227,6 +244,31 @@ def test_blocks_no_spur_to_a_face_target_inside_a_bulge():
     assert degrees(whole) == [1, 1, 1, 3]
     assert degrees(merged) == degrees(whole)
     assert cable(merged) == pytest.approx(cable(whole), rel=0.01)
+
+
+@pytest.mark.parametrize(("border_ends", "kept"), [
+    (np.empty((0, 3), np.int64), False),  # a face tip on the volume border, no fix_borders end: cut
+    (np.array([[0, 20, 22]]), True),  # the whole volume's end point 30 nm away: a real, displaced tip
+    (np.array([[0, 55, 20]]), False),  # an end point 35 voxels (525 nm) away does not protect it
+])
+def test_face_tip_on_the_volume_border_is_kept_only_beside_a_border_end_point(border_ends, kept):
+    """The face-tip cut spares a tip only where the whole volume's own ``fix_borders`` end point
+    lies within ``const`` nm, not anywhere near the volume border."""
+    from dendrosam.reconstruct.skeleton_chunks import _Piece, _prune_face_tips
+
+    main = [(5, y, 16) for y in range(5, 36)]  # the object's path, 60 nm from the inner face x = 20
+    spur = [(5, 20, 17), (4, 20, 18), (3, 20, 19), (2, 20, 20), (1, 20, 20), (0, 20, 20)]  # to a face
+    # target on the z = 0 volume border, 209 nm from the path: inside its invalidation ball
+    voxels = np.array(main + spur, np.int64)
+    edges = [(i, i + 1) for i in range(len(main) - 1)]
+    edges += [(15, len(main))] + [(len(main) + i, len(main) + i + 1) for i in range(len(spur) - 1)]
+    piece = _Piece(voxels, np.empty((0, 2), np.int64), np.full(len(voxels), 20.0, np.float32))
+    slabs = {(2, 20): np.ones((10, 60, 2), np.uint32)}  # one piece of the object crosses the face
+    crossings = {(2, 20): np.array([1], np.uint32)}
+    out, out_edges = _prune_face_tips(piece, np.array(edges), border_ends, slabs, crossings,
+                                      VS, SkeletonConfig(scale=4.0, const=500.0))
+    assert len(out.voxels) == (len(voxels) if kept else len(main))
+    assert len(out_edges) == (len(edges) if kept else len(main) - 1)
 
 
 def test_blocks_no_target_on_a_face_the_object_only_touches():
