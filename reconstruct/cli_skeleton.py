@@ -32,7 +32,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--dust", type=int, default=None, metavar="VOXELS",
                    help="skip objects with fewer voxels (default 1000)")
     p.add_argument("--block-size", nargs=3, type=int, default=None, metavar=("Z", "Y", "X"),
-                   help="skeletonize in blocks of this many voxels and merge (default: whole volume)")
+                   help="skeletonize in blocks of this many voxels (objects no larger than a padded block are "
+                        "traced whole from their own crops; larger ones piecewise and merged) (default: whole volume)")
     p.add_argument("--swc-units", choices=("um", "nm"), default="um", help="SWC coordinate unit (default um)")
     p.add_argument("--contact-gap", type=int, choices=(0, 1), default=0,
                    help="also count contacts across a 1-voxel background gap (default 0)")
