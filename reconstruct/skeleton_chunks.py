@@ -384,12 +384,15 @@ def _block_grid(shape: Sequence[int], block: Sequence[int]) -> list[tuple[np.nda
 
 
 def _padded_block_voxels(shape: Sequence[int], block: Sequence[int], halo_vox: Sequence[int]) -> int:
-    """Voxels of the largest padded region (core + halo, clipped to the volume) of any block."""
-    largest = 0
-    for core_lo, core_hi in _block_grid(shape, block):
-        lo = np.maximum(core_lo - np.asarray(halo_vox), 0)
-        hi = np.minimum(core_hi + np.asarray(halo_vox), np.asarray(shape))
-        largest = max(largest, int(np.prod(hi - lo)))
+    """Voxels of the largest padded region (core + halo, clipped to the volume) of any block.
+
+    The padded extents along the axes are independent, so the largest region is the product of
+    the largest extent along each axis.
+    """
+    largest = 1
+    for n, b, h in zip(shape, block, halo_vox):
+        starts = np.arange(0, n, b)
+        largest *= int((np.minimum(starts + b + h, n) - np.maximum(starts - h, 0)).max())
     return largest
 
 
