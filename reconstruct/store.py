@@ -15,17 +15,20 @@ A block is *complete* when its record exists, the record's key (a hash of the co
 identity and the block range) matches, and the checksum of the data now on disk matches the
 record. Records are written after the data, by rename, so a killed run never leaves a record for
 a half-written block; ``--resume`` redoes every block that is not complete. A writer killed
-mid-write leaves a hidden ``.NAME.XXXX.tmp`` beside its target; the run removes these once no
-writer is active, so a finished run folder holds only its outputs.
+mid-write leaves a hidden ``.NAME.XXXX.tmp`` (or, inside a zarr array, ``CHUNK.<hex>.partial``)
+beside its target; the run removes these once no writer is active, so a finished run folder holds
+only its outputs.
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
+import itertools
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -38,6 +41,9 @@ import numpy as np
 from dendrosam.errors import OutputError
 
 log = logging.getLogger(__name__)
+
+# zarr's LocalStore writes a chunk to ``<chunk>.<uuid4 hex>.partial`` and renames it into place.
+_ZARR_PARTIAL = re.compile(r".+\.[0-9a-f]{32}\.partial")
 
 __all__ = [
     "RunStore",
@@ -269,12 +275,14 @@ class RunStore:
         """Delete temporary files left by writers that died mid-write (a killed worker).
 
         Call only while no writer is active (under the lock, before or after the stages): every
-        ``.NAME.XXXX.tmp`` left by :func:`atomic_write_bytes` is then an orphan, never a file
+        ``.NAME.XXXX.tmp`` left by :func:`atomic_write_bytes`, and every ``CHUNK.<32 hex>.partial``
+        left by zarr's local store (a chunk write cut short), is then an orphan, never a file
         being written. Returns the removed paths.
         """
         removed = []
-        for tmp in self.out.rglob(".*.tmp"):
-            if tmp.is_file():
+        candidates = itertools.chain(self.out.rglob(".*.tmp"), self.out.rglob("*.partial"))
+        for tmp in candidates:
+            if tmp.is_file() and (tmp.suffix == ".tmp" or _ZARR_PARTIAL.fullmatch(tmp.name)):
                 tmp.unlink(missing_ok=True)
                 removed.append(tmp)
         if removed:

@@ -28,12 +28,15 @@ def test_sweep_orphans_removes_only_dead_writers_temporaries(tmp_path):
     store = RunStore(tmp_path / "run")
     store.prepare(IDENT, resume=False, overwrite=False)
     atomic_write_json(store.out / "tables" / "a.json", {"a": 1})
-    orphans = [store.out / "tables" / ".a.json.x1y2.tmp", store.meta / "parts" / "s" / ".0_1.csv.q9.tmp"]
+    orphans = [store.out / "tables" / ".a.json.x1y2.tmp", store.meta / "parts" / "s" / ".0_1.csv.q9.tmp",
+               store.out / "volume.ome.zarr" / "labels" / "c" / "6" / "0" / "0.460660d435f94b92b74d96fd0e3f16f5.partial"]
     for p in orphans:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"partial")
-    keep = [store.out / "tables" / "a.json", store.out / "tables" / "notes.tmp", store.meta / "identity.json"]
+    keep = [store.out / "tables" / "a.json", store.out / "tables" / "notes.tmp", store.meta / "identity.json",
+            store.out / "tables" / "draft.partial"]
     keep[1].write_text("a user's file, not ours")
+    keep[3].write_text("a user's file, not ours")
     assert sorted(store.sweep_orphans()) == sorted(orphans)
     assert all(p.is_file() for p in keep) and not any(p.exists() for p in orphans)
     assert store.sweep_orphans() == []
