@@ -86,6 +86,10 @@ def test_sigkill_then_resume_is_identical(tmp_path, reference):
     orphan = out / ".dendrosam" / "parts" / "segments" / ".0_1.csv.dead1234.tmp"
     orphan.parent.mkdir(parents=True, exist_ok=True)
     orphan.write_bytes(b"half a tab")
+    # ... and one killed inside zarr's own chunk write leaves CHUNK.<uuid hex>.partial
+    chunk_orphan = out / "volume.ome.zarr" / "labels" / "labels2d" / "0" / "c" / "3" / "0" / "0.460660d435f94b92b74d96fd0e3f16f5.partial"
+    chunk_orphan.parent.mkdir(parents=True, exist_ok=True)
+    chunk_orphan.write_bytes(b"half a chunk")
 
     res = reconstruct_volume(img, out, config(sections_per_task=1), VOXEL, resume=True, progress=False)
     b = tree(res.out)
