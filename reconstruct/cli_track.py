@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from dendrosam.reconstruct.cli_io import add_voxel_size_argument, voxel_size_from_args
-from dendrosam.reconstruct.config import JOIN_STARTS, LINKAGES, JoinSettings
+from dendrosam.reconstruct.config import ALIGN_MODELS, JOIN_STARTS, LINKAGES, JoinSettings
 
 __all__ = ["register", "run_track"]
 
@@ -35,6 +35,10 @@ def register(subparsers: Any) -> None:
                    help="scan the stack in z-blocks of N sections (same result, bounded work per block)")
     p.add_argument("--no-align", action="store_true",
                    help="do not estimate or compensate section shifts")
+    p.add_argument("--align-model", choices=ALIGN_MODELS, default="translation",
+                   help="how sections are aligned where overlaps collapse: whole-pixel shifts "
+                        "(default) or shifts refined into affine transforms (compressed, stretched "
+                        "or slightly rotated sections)")
     p.add_argument("--joins", default="none", metavar="MODEL",
                    help="after tracking, merge objects with a learned join model: 'default' (the "
                         "shipped one), a .npz from train-joins, or 'none' (default; needs --image)")
@@ -104,7 +108,8 @@ def run_track(args: argparse.Namespace) -> int:
         if image.shape != volume.shape:
             raise InputError(f"--image {args.image}: shape {image.shape} != labels shape {volume.shape}")
     config = TrackConfig(gap=args.gap, min_z_extent=args.min_z_extent,
-                         drop_short=args.min_z_extent > 1, align=not args.no_align)
+                         drop_short=args.min_z_extent > 1, align=not args.no_align,
+                         align_model=args.align_model)
     ny, nx_ = volume.shape[1:]
     target = create_ome_zarr_array(out, volume.shape, np.uint32, volume.voxel_size, label="tracks",
                                    chunks=(1, min(ny, 1024), min(nx_, 1024)), overwrite=args.overwrite)
@@ -133,6 +138,7 @@ def run_track(args: argparse.Namespace) -> int:
         "voxel_size_nm": list(volume.voxel_size),
         "n_objects": n_objects,
         "shifts_px": result.shifts.tolist(),
+        "warps": result.warps.tolist(),
         "graph": nx.node_link_data(result.graph, edges="edges"),
     }
     (out / "track_graph.json").write_text(json.dumps(doc))

@@ -50,6 +50,7 @@ from dendrosam.segment.masks import OVERLAP_MODES as OVERLAP_KINDS  # numpy-only
 
 #: How the learned joins decide (:func:`dendrosam.reconstruct.joins.learned_joins`).
 LINKAGES = ("average", "additive")
+ALIGN_MODELS = ("translation", "affine")  # TrackConfig.align_model: whole-pixel shifts, or affine refinement
 JOIN_STARTS = ("sections", "tracks")  # what the learned joins agglomerate: 2D objects, or tracker objects
 
 __all__ = [

@@ -19,7 +19,7 @@ from scipy import ndimage
 from .kernels import LUT_LIMIT, best_rows, pair_counts, relabel, tabulate
 
 __all__ = ["SectionObjects", "dense_labels", "section_objects", "contingency", "shift_image",
-           "relabel_section", "majority_labels"]
+           "warp_image", "relabel_section", "majority_labels"]
 
 
 def _lut_ok(max_id: int, n_pixels: int) -> bool:
@@ -178,6 +178,22 @@ def shift_image(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
     dst_x = slice(max(0, dx), nx - max(0, -dx))
     out[dst_y, dst_x] = image[src_y, src_x]
     return out
+
+
+def warp_image(image: np.ndarray, transform: np.ndarray) -> np.ndarray:
+    """Map a 2D label image through an affine transform (nearest neighbour, 0 outside).
+
+    ``transform`` is a (2, 3) matrix ``[A | t]`` taking a pixel ``p = (y, x)`` of ``image`` to
+    ``A @ p + t`` in the output frame: ``warp_image(img, T)[q] == img[A^-1 @ (q - t)]``. A pure
+    whole-pixel translation (``A`` the identity, integer ``t``) goes through :func:`shift_image`
+    and is exact.
+    """
+    transform = np.asarray(transform, dtype=np.float64)
+    a, t = transform[:, :2], transform[:, 2]
+    if np.array_equal(a, np.eye(2)) and np.array_equal(t, np.round(t)):
+        return shift_image(image, int(t[0]), int(t[1]))
+    inv = np.linalg.inv(a)
+    return ndimage.affine_transform(image, inv, offset=-inv @ t, order=0, mode="constant", cval=0)
 
 
 def relabel_section(section: np.ndarray, ids: np.ndarray, labels: np.ndarray) -> np.ndarray:

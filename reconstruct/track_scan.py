@@ -5,8 +5,9 @@ memory, so its memory use does not depend on the depth of the stack, and it can 
 z-block: a block ``[z0, z1)`` reads ``gap + 1`` sections before ``z0`` as context and reports only
 the objects of ``[z0, z1)`` and the pairs whose later section lies in ``[z0, z1)``; the
 concatenation of the blocks' outputs equals the output of one pass over the whole stack.
-Gap pairs reuse the measured neighbour shifts (their sum) instead of estimating their own,
-unless a section in between has no objects (a missing section: then they are estimated).
+Gap pairs reuse the measured neighbour shifts (their sum, or the composition of the affine
+transforms) instead of estimating their own, unless a section in between has no objects (a
+missing section: then they are estimated).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import numpy as np
 
 from dendrosam.errors import LabelError
 
-from .align import boundary_map, correlation_shift, phase_correlation_shift
-from .overlap import SectionObjects, contingency, section_objects, shift_image
+from .align import affine_from_objects, boundary_map, correlation_shift, phase_correlation_shift, translation
+from .overlap import SectionObjects, contingency, section_objects, warp_image
 from .track_links import KIND_MUTUAL, PairLinks, pair_links
 
 __all__ = ["ScanResult", "scan_sections", "read_section"]
@@ -35,7 +36,9 @@ class ScanResult:
 ``za``, ``ia``, ``zb``, ``ib``, ``count`` -> one row per overlapping pair of neighbouring
 sections (``zb = za + 1``, after shift compensation; the input of :mod:`.track_agglo`);
 ``pair_shift`` is the
-    (z1 - z0, 2) translation ``(dy, dx)`` applied to section ``z`` to match section ``z - 1``.
+    (z1 - z0, 2) translation ``(dy, dx)`` applied to section ``z`` to match section ``z - 1``,
+    ``pair_warp`` the (z1 - z0, 2, 3) transform actually applied (:func:`.align.translation` of
+    the shift, or the affine refinement of ``align_model="affine"``).
     """
 
     z0: int
@@ -44,6 +47,7 @@ sections (``zb = za + 1``, after shift compensation; the input of :mod:`.track_a
     links: dict[str, np.ndarray]
     pair_shift: np.ndarray
     overlaps: dict[str, np.ndarray]
+    pair_warp: np.ndarray
 
 
 def read_section(labels2d: Any, z: int) -> np.ndarray:
@@ -79,15 +83,33 @@ def _consistency(a_size: np.ndarray, b_size: np.ndarray, table: Table) -> float:
     return max(float(np.sum(sq / b_size[ib])) / total_a, float(np.sum(sq / a_size[ia])) / total_b)
 
 
-def _align_pair(a: SectionObjects, b: SectionObjects, config: Any) -> tuple[tuple[int, int], Table]:
-    """The shift for ``b`` and the contingency table of ``a`` with ``b`` shifted by it.
+def _align_pair(a: SectionObjects, b: SectionObjects, config: Any) -> tuple[tuple[int, int], np.ndarray, Table]:
+    """The shift for ``b``, the transform applied, and the contingency of ``a`` with ``b`` moved.
 
     The unshifted table is computed first; only when its consistency is below
     ``config.align_trigger`` are the candidate shifts of :func:`.phase_correlation_shift` and
     :func:`.correlation_shift` scored, and the better one is kept if it raises the consistency
     by at least ``config.align_gain``;
-    shifts smaller than ``config.min_shift`` pixels are never applied.
+    shifts smaller than ``config.min_shift`` pixels are never applied. With
+    ``config.align_model == "affine"`` the result is then refined by
+    :func:`.affine_from_objects`, kept under the same rule (and only if it beats the shift).
     """
+    shift, table = _translate_pair(a, b, config)
+    if config.align and config.align_model == "affine" and a.n and b.n:
+        base = _consistency(a.size, b.size, contingency(a.dense, b.dense)) if any(shift) else None
+        current = _consistency(a.size, b.size, table)
+        base = current if base is None else base
+        if base < config.align_trigger:
+            refined = affine_from_objects(a, b, table)
+            if refined is not None:
+                value = _consistency(a.size, b.size, refined[1])
+                if value >= max(current, base + config.align_gain):
+                    return shift, refined[0], refined[1]
+    return shift, translation(*shift), table
+
+
+def _translate_pair(a: SectionObjects, b: SectionObjects, config: Any) -> tuple[tuple[int, int], Table]:
+    """The translation half of :func:`_align_pair`."""
     table = contingency(a.dense, b.dense)
     if not config.align or not a.n or not b.n:
         return (0, 0), table
@@ -100,7 +122,7 @@ def _align_pair(a: SectionObjects, b: SectionObjects, config: Any) -> tuple[tupl
                  correlation_shift(ref, mov, config.max_shift)}:
         if max(abs(cand[0]), abs(cand[1])) < config.min_shift:
             continue  # within the objects' own motion between sections
-        cand_table = contingency(a.dense, shift_image(b.dense, *cand))
+        cand_table = contingency(a.dense, warp_image(b.dense, translation(*cand)))
         value = _consistency(a.size, b.size, cand_table)
         if value >= start + config.align_gain and (value, cand) > (best, shift):
             best, shift, table = value, cand, cand_table
@@ -133,7 +155,8 @@ def scan_sections(labels2d: Any, z0: int, z1: int, config: Any) -> ScanResult:
     }
     ov_cols: dict[str, list[np.ndarray]] = {k: [] for k in ("za", "ia", "zb", "ib", "count")}
     pair_shift = np.zeros((z1 - z0, 2), dtype=np.int64)
-    step: dict[int, tuple[int, int] | None] = {}  # z -> shift of pair (z - 1, z); None: unknown
+    pair_warp = np.repeat(translation(0, 0)[None], z1 - z0, axis=0)
+    step: dict[int, np.ndarray | None] = {}  # z -> transform of pair (z - 1, z); None: unknown
     for z in range(start, z1):
         b = section_objects(read_section(labels2d, z))
         if window and b.dense.shape != window[-1][1].dense.shape:
@@ -147,13 +170,15 @@ def scan_sections(labels2d: Any, z0: int, z1: int, config: Any) -> ScanResult:
             if gap_pair and not (free_fwd[za].any() and free_bwd.any()):
                 continue  # nothing left to bridge: no pixel work
             steps = [step.get(zz) for zz in range(za + 1, z + 1)] if gap_pair else [None]
-            if None in steps:
-                shift, table = _align_pair(a, b, config)
+            if any(s is None for s in steps):
+                shift, warp, table = _align_pair(a, b, config)
             else:  # a bridge over objects' sections: the measured steps compose
-                shift = (sum(s[0] for s in steps), sum(s[1] for s in steps))
-                table = contingency(a.dense, shift_image(b.dense, *shift) if any(shift) else b.dense)
+                warp = _compose(steps)
+                shift = (int(round(warp[0, 2])), int(round(warp[1, 2])))
+                moved = b.dense if np.array_equal(warp, translation(0, 0)) else warp_image(b.dense, warp)
+                table = contingency(a.dense, moved)
             if d == 1:
-                step[z] = shift if a.n and b.n else None
+                step[z] = warp if a.n and b.n else None
             links: PairLinks = pair_links(
                 a, b, za, z, table,
                 free_a=free_fwd[za] if gap_pair else None,
@@ -167,6 +192,7 @@ def scan_sections(labels2d: Any, z0: int, z1: int, config: Any) -> ScanResult:
             free_bwd[links.ib[mutual]] = False
             if d == 1 and z >= z0:
                 pair_shift[z - z0] = shift
+                pair_warp[z - z0] = warp
                 for key, val in zip(("za", "ia", "zb", "ib", "count"),
                                     (np.full(table[0].size, za), table[0], np.full(table[0].size, z),
                                      table[1], table[2])):
@@ -193,7 +219,16 @@ def scan_sections(labels2d: Any, z0: int, z1: int, config: Any) -> ScanResult:
     links_out = {k: _cat(v, 1) for k, v in link_cols.items()}
     overlaps = {k: _cat(v, 1).astype(np.int64) for k, v in ov_cols.items()}
     return ScanResult(z0=z0, z1=z1, nodes=nodes, links=links_out, pair_shift=pair_shift,
-                      overlaps=overlaps)
+                      overlaps=overlaps, pair_warp=pair_warp)
+
+
+def _compose(steps: list[np.ndarray]) -> np.ndarray:
+    """One transform for a gap pair from its neighbour steps (``steps[k]`` takes section
+    ``za + k + 1`` onto ``za + k``); translations simply add, so they stay whole pixels."""
+    total = np.eye(3)
+    for warp in steps:
+        total = total @ np.vstack([warp, [0.0, 0.0, 1.0]])
+    return total[:2]
 
 
 def _cat(parts: list[np.ndarray], ndim: int) -> np.ndarray:

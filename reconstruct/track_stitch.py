@@ -91,6 +91,8 @@ def assemble(
         comp, accepted = np.arange(n_nodes), np.zeros(0, bool)
     pair_shift = (np.concatenate([s.pair_shift for s in scans]) if scans
                   else np.zeros((0, 2), np.int64))
+    pair_warp = (np.concatenate([s.pair_warp for s in scans]) if scans
+                 else np.zeros((0, 2, 3), np.float64))
     e = np.flatnonzero(accepted)
     edge_table = {"src": src[e], "dst": dst[e]}
     for key in ("overlap", "frac_a", "frac_b", "kind", "score", "dy", "dx"):
@@ -126,7 +128,7 @@ def assemble(
                   "cy": nodes["cy"] if n_nodes else np.zeros(0), "cx": nodes["cx"] if n_nodes else np.zeros(0),
                   "bbox": nodes["bbox"].astype(np.int64).reshape(-1, 4), "label3d": label}
     shifts = np.cumsum(pair_shift, axis=0).astype(np.int64)
-    return {"labels": out, "nodes": node_table, "edges": edge_table, "shifts": shifts,
+    return {"labels": out, "nodes": node_table, "edges": edge_table, "shifts": shifts, "warps": pair_warp,
             "n_objects": n_objects, "voxel_size": tuple(voxel_size)}
 
 
