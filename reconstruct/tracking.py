@@ -81,7 +81,7 @@ class TrackConfig:
         4 degrees (2D connected pieces as input): ISBI VI split / merge 0.664 / 0.205 with
         translations, 0.437 / 0.121 affine (unrotated 0.484 / 0.129); medulla 0.961 / 0.135
         -> 0.925 / 0.117. Off by default: on ISBI with GT ids per section it lowers VI split
-        0.119 -> 0.092 but raises VI merge 0.094 -> 0.116 (see the README).
+        0.119 -> 0.092 but raises VI merge 0.094 -> 0.115 (see the README).
     align_trigger : float
         Try a shift (candidates from phase correlation and from smoothed cross-correlation of
         the boundary maps, :mod:`.align`) when the objects of two sections nest into each other less than this
