@@ -12,8 +12,9 @@ DATA_DIR holds ``medulla_fib/`` and ``isbi2012_sstem/`` (default: $DENDROSAM_SHA
     produces, since a neuron's cross-section is often several pieces.
 
 Perturbations (on (b)): 5 % of the 2D objects removed, one section missing (all zero), one
-section shifted by 20 px, one section rotated by 4 degrees about its centre (the tracker only
-compensates translations). The perturbed voxels are removed from the GT too (a missing object
+section shifted by 20 px, one section rotated by 4 degrees about its centre (the default
+tracker only compensates translations; "track, affine alignment" is
+``TrackConfig(align_model="affine")``). The perturbed voxels are removed from the GT too (a missing object
 cannot be tracked), so the figures measure the linking only. Baselines: "greedy" links every 2D
 object to the previous section's object of largest IoU; "all" joins every overlapping pair.
 "track + chain joins" is the tracker with ``TrackConfig(join_chains=True)``.
@@ -144,6 +145,7 @@ def main(data_dir: Path) -> None:
     }
     config = TrackConfig()
     joins = TrackConfig(join_chains=True)
+    affine = TrackConfig(align_model="affine")
     print("| volume | input | method | VI split | VI merge | VI | ARAND | objects |")
     print("|---|---|---|---|---|---|---|---|")
     for name, (gt, vs) in volumes.items():
@@ -152,6 +154,7 @@ def main(data_dir: Path) -> None:
             seg2d = per_section(gt, mode)
             rows.append((f"({mode})", "track", gt, track(seg2d, vs, config).labels))
             rows.append((f"({mode})", "track + chain joins", gt, track(seg2d, vs, joins).labels))
+            rows.append((f"({mode})", "track, affine alignment", gt, track(seg2d, vs, affine).labels))
             rows.append((f"({mode})", "greedy IoU", gt, baseline(seg2d, join_all=False)))
             if mode == "b":
                 rows.append((f"({mode})", "all overlaps", gt, baseline(seg2d, join_all=True)))
@@ -162,6 +165,8 @@ def main(data_dir: Path) -> None:
                 rows.append((f"(b)+{kind}", "track", gt_p, track(seg_p, vs, config).labels))
                 rows.append((f"(b)+{kind}", "track + chain joins", gt_p,
                              track(seg_p, vs, joins).labels))
+                rows.append((f"(b)+{kind}", "track, affine alignment", gt_p,
+                             track(seg_p, vs, affine).labels))
                 rows.append((f"(b)+{kind}", "greedy IoU", gt_p, baseline(seg_p, join_all=False)))
         for inp, method, g, seg in rows:
             m = metrics(g, seg)
