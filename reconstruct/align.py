@@ -21,7 +21,7 @@ the match is repeated. It is what ``TrackConfig(align_model="affine")`` adds.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from .overlap import SectionObjects
 
 __all__ = ["boundary_map", "phase_correlation_shift", "correlation_shift", "affine_from_objects",
-           "translation"]
+           "translation", "compose", "is_identity"]
 
 Table = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -48,6 +48,21 @@ AFFINE_MAX_DEFORM = 0.25
 def translation(dy: float, dx: float) -> np.ndarray:
     """The (2, 3) transform ``[I | (dy, dx)]``."""
     return np.array([[1.0, 0.0, dy], [0.0, 1.0, dx]])
+
+
+def compose(steps: Any) -> np.ndarray:
+    """One (2, 3) transform from consecutive section steps: ``steps[k]`` takes section
+    ``z0 + k + 1`` onto ``z0 + k``, the result takes the last section onto ``z0``. Whole-pixel
+    translations add exactly (so they stay whole pixels)."""
+    total = np.eye(3)
+    for step in steps:
+        total = total @ np.vstack([step, [0.0, 0.0, 1.0]])
+    return total[:2]
+
+
+def is_identity(transform: np.ndarray) -> bool:
+    """Whether a (2, 3) transform moves nothing."""
+    return bool(np.array_equal(transform, translation(0, 0)))
 
 
 def _robust_affine(src: np.ndarray, dst: np.ndarray, weight: np.ndarray) -> np.ndarray | None:

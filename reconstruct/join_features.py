@@ -31,8 +31,9 @@ do not depend on the pixel size or on the image's bit depth and contrast:
 Models trained on an earlier, shorter feature list (the first 19 columns) still work: a model
 reads the leading columns it was trained on (:meth:`~.joins.JoinModel.predict`).
 
-Sections are aligned with the tracker's shifts (``TrackResult.shifts``) before overlaps are
-counted, so shifted sections are compared where they match.
+Sections are aligned with the tracker's shifts (``TrackResult.shifts``), or its affine
+transforms (``TrackResult.warps``, with ``align_model="affine"``), before overlaps are counted, so
+shifted or distorted sections are compared where they match.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ import numpy as np
 from dendrosam.errors import LabelError
 
 from .convex import solidity
-from .overlap import SectionObjects, contingency, majority_labels, section_objects, shift_image
+from .align import compose, is_identity, translation
+from .overlap import SectionObjects, contingency, majority_labels, section_objects, warp_image
 from .track_scan import read_section
 
 __all__ = ["FEATURE_NAMES", "OBJECT_FEATURE_NAMES", "PairTable", "object_shape", "SectionObjectIds",
@@ -210,8 +212,8 @@ def _read(labels2d: Any, image: Any, ref: Any, z: int) -> _Section:
     return _Section(z, objects, mean, std, r, img, object_shape(objects, img))
 
 
-def _pair_table(a: _Section, b: _Section, shift: tuple[int, int], pixel_area: float) -> PairTable:
-    dense_b = shift_image(b.objects.dense, *shift) if any(shift) else b.objects.dense
+def _pair_table(a: _Section, b: _Section, transform: np.ndarray, pixel_area: float) -> PairTable:
+    dense_b = b.objects.dense if is_identity(transform) else warp_image(b.objects.dense, transform)
     ia, ib, c = contingency(a.objects.dense, dense_b)
     c = c.astype(np.float64)
     na, nb = a.objects.n, b.objects.n
@@ -224,7 +226,7 @@ def _pair_table(a: _Section, b: _Section, shift: tuple[int, int], pixel_area: fl
     cov_b = np.bincount(ib, weights=c, minlength=nb)
     deg_a = np.bincount(ia, minlength=na)
     deg_b = np.bincount(ib, minlength=nb)
-    ca, cb = a.objects.centroid[ia], b.objects.centroid[ib] + np.asarray(shift, np.float64)
+    ca, cb = a.objects.centroid[ia], b.objects.centroid[ib] @ transform[:, :2].T + transform[:, 2]
     features = np.stack([
         np.full(c.size, float(b.z - a.z)),
         np.log(sa * pixel_area), np.log(sb * pixel_area), np.log(c * pixel_area),
@@ -249,6 +251,7 @@ def iter_pair_tables(
     shifts: np.ndarray | None = None,
     max_gap: int = 2,
     per_section: Callable[[_Section], Any] | None = None,
+    warps: np.ndarray | None = None,
 ) -> Iterator[Any]:
     """Stream the :class:`PairTable` of every section pair ``(z, z + d)``, ``1 <= d <= max_gap``.
 
@@ -266,6 +269,10 @@ def iter_pair_tables(
     shifts : numpy.ndarray, optional
         (Z, 2) cumulative ``(dy, dx)`` of each section (``TrackResult.shifts``); section ``zb``
         is moved by ``shifts[zb] - shifts[za]`` before counting overlaps with ``za``.
+    warps : numpy.ndarray, optional
+        (Z, 2, 3) per-section transforms onto the previous section (``TrackResult.warps``);
+        when given they replace ``shifts``: section ``zb`` is moved by the composition of
+        ``warps[za + 1 .. zb]``.
     max_gap : int
         Largest section distance.
     per_section : callable, optional
@@ -284,6 +291,10 @@ def iter_pair_tables(
     if max_gap < 1:
         raise ValueError(f"max_gap must be >= 1, got {max_gap}")
     sh = np.zeros((depth, 2), np.int64) if shifts is None else np.asarray(shifts, np.int64)
+    if warps is not None:
+        warps = np.asarray(warps, np.float64)
+        if warps.shape != (depth, 2, 3):
+            raise LabelError(f"warps: shape {warps.shape}, expected ({depth}, 2, 3)")
     pixel_area = float(voxel_size[1]) * float(voxel_size[2])
     window: deque[_Section] = deque(maxlen=max_gap + 1)
     for z in range(depth):
@@ -292,6 +303,9 @@ def iter_pair_tables(
             yield per_section(b)
         for a in window:
             if b.z - a.z <= max_gap:
-                dy, dx = (sh[b.z] - sh[a.z]).tolist()
-                yield _pair_table(a, b, (int(dy), int(dx)), pixel_area)
+                if warps is None:
+                    transform = translation(*(sh[b.z] - sh[a.z]).tolist())
+                else:
+                    transform = compose(warps[a.z + 1:b.z + 1])
+                yield _pair_table(a, b, transform, pixel_area)
         window.append(b)

@@ -233,9 +233,10 @@ class _ScoredEdges:
     """One pass over the stack per call of :meth:`scored`: the pairs of 2D objects of different starting objects."""
 
     def __init__(self, labels2d: Any, image: Any, labels3d: Any, voxel_size: tuple[float, float, float],
-                 shifts: np.ndarray | None, max_gap: int, per_section: Any, contact_weight: float = 1.0) -> None:
+                 shifts: np.ndarray | None, max_gap: int, per_section: Any, contact_weight: float = 1.0,
+                 warps: np.ndarray | None = None) -> None:
         self.tables = lambda: iter_pair_tables(labels2d, image, voxel_size, ref=labels3d, shifts=shifts,
-                                               max_gap=max_gap, per_section=per_section)
+                                               max_gap=max_gap, per_section=per_section, warps=warps)
         self.voxel_size, self.contact_weight = voxel_size, contact_weight
         self.n_pairs = self.n_contacts = 0
 
@@ -297,6 +298,7 @@ def learned_joins(
     contacts: bool = True,
     linkage: str = "average",
     contact_weight: float = 1.0,
+    warps: np.ndarray | None = None,
 ) -> JoinResult:
     """Decide which starting objects to join into 3D objects (streams the stack once).
 
@@ -313,6 +315,9 @@ def learned_joins(
         Default: :func:`default_join_model`.
     shifts : numpy.ndarray, optional
         The tracker's (Z, 2) section shifts (``TrackResult.shifts``).
+    warps : numpy.ndarray, optional
+        The tracker's (Z, 2, 3) section transforms (``TrackResult.warps``); when given they
+        replace ``shifts`` (pass them with ``align_model="affine"``).
     stop : float
         Smallest mean join probability at which two objects are merged (0 < stop <= 1).
     max_gap : int
@@ -350,7 +355,8 @@ def learned_joins(
     scorer = model.contacts if contacts else None
     per_section = (contact_tables(voxel_size, float(scorer.card.get("reach_nm", DEFAULT_REACH_NM)))
                    if scorer is not None else None)
-    stream = _ScoredEdges(labels2d, image, labels3d, voxel_size, shifts, max_gap, per_section, contact_weight)
+    stream = _ScoredEdges(labels2d, image, labels3d, voxel_size, shifts, max_gap, per_section, contact_weight,
+                          warps)
     stage, context = model, None
     second = model.context is not None and model.context.contacts is not None and scorer is not None
     if second:  # score every pair again, with the first stage's context

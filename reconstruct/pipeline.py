@@ -369,8 +369,9 @@ def _run_stages(vol: Any, store: RunStore, cfg: PipelineConfig, ident: dict, eng
             tcfg = config_class("track", cfg.track)
             result = track_blocks(labels2d, eng.block_sections, vs, tcfg, out=labels3d,
                                   map_fn=lambda fn, items: engine.map(fn, list(items), desc="track"))
+            extra = {"warps": result.warps.tolist()} if tcfg.align_model == "affine" else {}
             store.record("track", (0, depth), tkey, _stream_checksum(labels3d, eng.block_sections),
-                         n_objects=int(result.n_objects), shifts=result.shifts.tolist())
+                         n_objects=int(result.n_objects), shifts=result.shifts.tolist(), **extra)
             rec = store.completed("track", (0, depth), tkey)
             store.forget("skeletons")
         timings["track"] = time.perf_counter() - t0
@@ -414,17 +415,20 @@ def _join_objects(labels2d: Any, image: Any, labels3d: Any, vs: tuple, jcfg: Any
     """Learned joins, written into ``labels3d`` block by block.
 
     They start from the tracked objects in ``labels3d`` (``joins.start = "tracks"``) or from every
-    2D object on its own (``"sections"``); either way the tracker's section shifts are used.
+    2D object on its own (``"sections"``); either way the tracker's section shifts (or, with
+    ``track.align_model = "affine"``, its affine transforms) are used.
     """
     from .joins import SectionObjectIds, learned_joins
 
     model = _join_model(jcfg)
     shifts = track_rec.get("shifts")  # absent in records of older versions: no shift compensation
+    warps = track_rec.get("warps")  # only with track.align_model = "affine"
     start = SectionObjectIds(labels2d) if jcfg.start == "sections" else labels3d
     n_start = start.n_objects if jcfg.start == "sections" else int(track_rec["n_objects"])
     res = learned_joins(labels2d, image, start, vs, model, shifts=None if shifts is None else np.asarray(shifts),
                         stop=jcfg.stop, max_gap=jcfg.max_gap, n_objects=n_start,
-                        contacts=jcfg.contacts, linkage=jcfg.linkage, contact_weight=jcfg.contact_weight)
+                        contacts=jcfg.contacts, linkage=jcfg.linkage, contact_weight=jcfg.contact_weight,
+                        warps=None if warps is None else np.asarray(warps))
     log.info("joins: %d scored pairs and %d contacts, %d %s -> %d objects", res.n_pairs, res.n_contacts,
              n_start, "2D objects" if jcfg.start == "sections" else "tracked objects", res.n_objects)
     for z0 in range(0, labels3d.shape[0], block):

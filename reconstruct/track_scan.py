@@ -20,7 +20,8 @@ import numpy as np
 
 from dendrosam.errors import LabelError
 
-from .align import affine_from_objects, boundary_map, correlation_shift, phase_correlation_shift, translation
+from .align import (affine_from_objects, boundary_map, compose, correlation_shift, is_identity,
+                    phase_correlation_shift, translation)
 from .overlap import SectionObjects, contingency, section_objects, warp_image
 from .track_links import KIND_MUTUAL, PairLinks, pair_links
 
@@ -173,9 +174,9 @@ def scan_sections(labels2d: Any, z0: int, z1: int, config: Any) -> ScanResult:
             if any(s is None for s in steps):
                 shift, warp, table = _align_pair(a, b, config)
             else:  # a bridge over objects' sections: the measured steps compose
-                warp = _compose(steps)
+                warp = compose(steps)
                 shift = (int(round(warp[0, 2])), int(round(warp[1, 2])))
-                moved = b.dense if np.array_equal(warp, translation(0, 0)) else warp_image(b.dense, warp)
+                moved = b.dense if is_identity(warp) else warp_image(b.dense, warp)
                 table = contingency(a.dense, moved)
             if d == 1:
                 step[z] = warp if a.n and b.n else None
@@ -221,14 +222,6 @@ def scan_sections(labels2d: Any, z0: int, z1: int, config: Any) -> ScanResult:
     return ScanResult(z0=z0, z1=z1, nodes=nodes, links=links_out, pair_shift=pair_shift,
                       overlaps=overlaps, pair_warp=pair_warp)
 
-
-def _compose(steps: list[np.ndarray]) -> np.ndarray:
-    """One transform for a gap pair from its neighbour steps (``steps[k]`` takes section
-    ``za + k + 1`` onto ``za + k``); translations simply add, so they stay whole pixels."""
-    total = np.eye(3)
-    for warp in steps:
-        total = total @ np.vstack([warp, [0.0, 0.0, 1.0]])
-    return total[:2]
 
 
 def _cat(parts: list[np.ndarray], ndim: int) -> np.ndarray:

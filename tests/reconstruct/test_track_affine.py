@@ -131,3 +131,60 @@ def test_track_cli_align_model(tmp_path, capsys):
         main(["track", str(path), "--out", str(tmp_path / "o2.zarr"), "--align-model", "elastic"])
     assert stop.value.code == 2
     assert "invalid choice: 'elastic'" in capsys.readouterr().err
+
+
+def _own_tube_first(tables, za: int, zb: int) -> bool:
+    """Whether, in the pair table of sections (za, zb), every tube's largest overlap is itself."""
+    table = next(t for t in tables if t.za == za and t.zb == zb)
+    for ref in np.unique(table.ref_a):
+        rows = np.flatnonzero(table.ref_a == ref)
+        if table.ref_b[rows[np.argmax(table.count[rows])]] != ref:
+            return False
+    return True
+
+
+def test_join_features_follow_the_affine_warps():
+    from dendrosam.reconstruct.join_features import iter_pair_tables
+
+    gt = distorted("rotate")
+    stack = scramble(gt, 4)
+    image = np.random.default_rng(0).normal(size=gt.shape)
+    result = track(stack, (40, 10, 10), AFFINE)
+    warped = list(iter_pair_tables(stack, image, (40, 10, 10), ref=gt, warps=result.warps))
+    plain = list(iter_pair_tables(stack, image, (40, 10, 10), ref=gt, shifts=result.shifts))
+    for za, zb in ((MID - 1, MID), (MID, MID + 1), (MID - 1, MID + 1)):
+        assert _own_tube_first(warped, za, zb)
+        assert not _own_tube_first(plain, za, zb) or za == MID - 1 and zb == MID + 1
+    # pure translations as warps give the shifts' tables exactly
+    shifts = np.array([[0, 0], [0, 0], [3, -2], [3, -2], [1, 4], [1, 4], [1, 4], [0, 0]])
+    steps = np.stack([translation(*(shifts[z] - shifts[max(z - 1, 0)])) for z in range(DEPTH)])
+    by_shift = list(iter_pair_tables(stack, image, (40, 10, 10), ref=gt, shifts=shifts))
+    by_warp = list(iter_pair_tables(stack, image, (40, 10, 10), ref=gt, warps=steps))
+    assert len(by_shift) == len(by_warp) == 13
+    for x, y in zip(by_shift, by_warp):
+        np.testing.assert_array_equal(x.features, y.features)
+        np.testing.assert_array_equal(x.count, y.count)
+
+
+def test_pipeline_records_warps_for_the_joins(tmp_path):
+    import json
+
+    from dendrosam.reconstruct.config import config_from_dict
+    from dendrosam.reconstruct.pipeline import reconstruct_volume
+    from test_pipeline import VOXEL, config, tubes
+
+    img, _ = tubes(depth=12, size=48, radius=5)
+    settings = config(sections_per_task=3).to_dict()
+    settings["joins"]["model"] = "default"
+    runs = {}
+    for model in ("translation", "affine"):
+        settings["track"]["align_model"] = model
+        res = reconstruct_volume(img, tmp_path / model, config_from_dict(settings), VOXEL, progress=False)
+        (record,) = (res.out / ".dendrosam" / "done" / "track").glob("*.json")
+        runs[model] = (np.asarray(res.labels3d), json.loads(record.read_text()))
+    assert "warps" not in runs["translation"][1]
+    warps = np.array(runs["affine"][1]["warps"])
+    # aligned tubes: every section's transform is the identity, and the joins agree with the default
+    np.testing.assert_array_equal(warps, np.repeat(translation(0, 0)[None], 12, axis=0))
+    np.testing.assert_array_equal(runs["affine"][0], runs["translation"][0])
+    assert int(runs["affine"][0].max()) == 3
