@@ -122,7 +122,8 @@ def run_track(args: argparse.Namespace) -> int:
         start = SectionObjectIds(sections) if args.join_start == "sections" else target
         joined = learned_joins(sections, _Sections(image), start, volume.voxel_size, join_model,
                                shifts=result.shifts, n_objects=getattr(start, "n_objects", n_objects),
-                               contacts=args.contacts, linkage=args.linkage, contact_weight=args.contact_weight)
+                               contacts=args.contacts, linkage=args.linkage, contact_weight=args.contact_weight,
+                               warps=result.warps if config.align_model == "affine" else None)
         new_id = {}  # (z, id2d) -> joined 3D id, for the link graph
         for z in range(volume.shape[0]):
             if args.join_start == "sections":
@@ -142,6 +143,11 @@ def run_track(args: argparse.Namespace) -> int:
         "graph": nx.node_link_data(result.graph, edges="edges"),
     }
     (out / "track_graph.json").write_text(json.dumps(doc))
+    moved = result.warps[:, :, 2].any(axis=1) if result.warps.size else np.zeros(0, bool)
+    affine = (result.warps[:, :, :2] != np.eye(2)).any(axis=(1, 2)) if result.warps.size else moved
     print(f"{n_objects} 3D objects from {result.graph.number_of_nodes()} 2D objects "
           f"in {volume.shape[0]} sections -> {out}/labels/tracks, {out}/track_graph.json")
+    if moved.any() or affine.any():
+        print(f"aligned: {int((moved & ~affine).sum())} section(s) shifted, {int(affine.sum())} affine "
+              f"(per-section transforms in track_graph.json)")
     return 0

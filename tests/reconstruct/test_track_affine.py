@@ -123,6 +123,7 @@ def test_track_cli_align_model(tmp_path, capsys):
     tifffile.imwrite(path, scramble(gt, 2))
     assert main(["track", str(path), "--out", str(out), "--voxel-size", "40", "10", "10",
                  "--align-model", "affine"]) == 0
+    assert "aligned: 0 section(s) shifted, 2 affine" in capsys.readouterr().out
     labels = zarr.open_array(str(out / "labels" / "tracks" / "0"), mode="r")[:]
     np.testing.assert_array_equal(labels, canonical(gt))
     warps = np.array(json.loads((out / "track_graph.json").read_text())["warps"])
@@ -188,3 +189,30 @@ def test_pipeline_records_warps_for_the_joins(tmp_path):
     np.testing.assert_array_equal(warps, np.repeat(translation(0, 0)[None], 12, axis=0))
     np.testing.assert_array_equal(runs["affine"][0], runs["translation"][0])
     assert int(runs["affine"][0].max()) == 3
+
+
+def test_track_cli_joins_get_the_warps(tmp_path, monkeypatch):
+    import tifffile
+
+    import dendrosam.reconstruct.joins as joins
+    from dendrosam.cli import main
+
+    seen = {}
+    real = joins.learned_joins
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(joins, "learned_joins", spy)
+    gt = distorted("rotate")
+    labels, image = tmp_path / "labels2d.tif", tmp_path / "image.tif"
+    tifffile.imwrite(labels, scramble(gt, 2))
+    tifffile.imwrite(image, np.random.default_rng(1).integers(0, 255, gt.shape, dtype=np.uint8))
+    for model, expect in (("translation", False), ("affine", True)):
+        seen.clear()
+        assert main(["track", str(labels), "--out", str(tmp_path / model), "--voxel-size", "40", "10", "10",
+                     "--align-model", model, "--joins", "default", "--image", str(image)]) == 0
+        assert (seen["warps"] is not None) == expect
+        if expect:
+            assert abs(seen["warps"][MID, 0, 1]) > 0.06
