@@ -130,3 +130,35 @@ def test_memory_flat_in_depth():
           f"80 sections {peaks[80]:.1f} MiB -> ratio {peaks[80] / peaks[20]:.2f} "
           f"(returned graph + tables: {kept[20]:.2f} / {kept[80]:.2f} MiB)")
     assert peaks[80] < 1.2 * peaks[20]
+
+
+def test_affine_alignment_cost():
+    """Cost of ``align_model="affine"`` against the default translations, same stack, same run.
+
+    1024 x 1024 sections (4 x 4 Voronoi tiles), every fifth section rotated by 3 degrees about
+    its centre, so both models search for a shift there and the affine one also fits and warps.
+    """
+    from scipy import ndimage
+
+    from dendrosam.reconstruct.tracking import TrackConfig
+
+    depth = 20
+    stack = SyntheticStack(depth, 4, 31)
+    sections = np.stack([stack[z] for z in range(depth)])
+    for z in range(2, depth, 5):
+        sections[z] = ndimage.rotate(sections[z], 3.0, reshape=False, order=0, mode="constant")
+    times, results = {}, {}
+    for model in ("translation", "affine"):
+        config = TrackConfig(align_model=model)
+        track(sections[:3], (40, 10, 10), config)  # warm-up
+        times[model] = np.inf
+        for _ in range(3):
+            t0 = time.perf_counter()
+            results[model] = track(sections, (40, 10, 10), config)
+            times[model] = min(times[model], time.perf_counter() - t0)
+    warped = int((results["affine"].warps[:, :, :2] != np.eye(2)).any(axis=(1, 2)).sum())
+    print(f"\n1024x1024 px, {depth} sections, 4 rotated: translation {depth / times['translation']:.2f} "
+          f"sections/s ({results['translation'].n_objects} 3D objects), affine "
+          f"{depth / times['affine']:.2f} sections/s ({results['affine'].n_objects} 3D objects, {warped} "
+          f"pairs warped) -> {times['affine'] / times['translation']:.2f}x the time")
+    assert warped >= 4
