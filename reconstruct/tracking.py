@@ -160,7 +160,8 @@ class TrackResult:
     edges : dict of str to numpy.ndarray
         One row per accepted link: ``src``, ``dst`` (row indices into ``nodes``), ``overlap``,
         ``frac_a``, ``frac_b``, ``kind`` (1 mutual, 2 contained, 3 chain join: the largest
-        contact of two chains joined by :mod:`.track_agglo`), ``score``, ``dy``, ``dx``.
+        contact of two chains joined by :mod:`.track_agglo`), ``score``, ``dy``, ``dx`` (the
+        pair's whole-pixel shift; where an affine transform was applied, :attr:`warps` has it).
     graph : networkx.Graph
         Built from the tables on first access (cached). Nodes ``(z, id2d)`` (the input's own ids) with ``size`` (pixels), ``centroid_nm``
         ``(z, y, x)``, ``bbox`` ``(y0, x0, y1, x1)`` pixels, ``label3d``; edges = accepted
