@@ -95,28 +95,23 @@ def _align_pair(a: SectionObjects, b: SectionObjects, config: Any) -> tuple[tupl
     ``config.align_model == "affine"`` the result is then refined by
     :func:`.affine_from_objects`, kept under the same rule (and only if it beats the shift).
     """
-    shift, table = _translate_pair(a, b, config)
-    if config.align and config.align_model == "affine" and a.n and b.n:
-        base = _consistency(a.size, b.size, contingency(a.dense, b.dense)) if any(shift) else None
-        current = _consistency(a.size, b.size, table)
-        base = current if base is None else base
-        if base < config.align_trigger:
-            refined = affine_from_objects(a, b, table)
-            if refined is not None:
-                value = _consistency(a.size, b.size, refined[1])
-                if value >= max(current, base + config.align_gain):
-                    return shift, refined[0], refined[1]
+    shift, table, (base, current) = _translate_pair(a, b, config)
+    if config.align and config.align_model == "affine" and a.n and b.n and base < config.align_trigger:
+        refined = affine_from_objects(a, b, table)
+        if refined is not None and _consistency(a.size, b.size, refined[1]) >= max(current, base + config.align_gain):
+            return shift, refined[0], refined[1]
     return shift, translation(*shift), table
 
 
-def _translate_pair(a: SectionObjects, b: SectionObjects, config: Any) -> tuple[tuple[int, int], Table]:
-    """The translation half of :func:`_align_pair`."""
+def _translate_pair(a: SectionObjects, b: SectionObjects, config: Any) -> tuple[tuple[int, int], Table, tuple[float, float]]:
+    """The translation half of :func:`_align_pair`: the shift, its table, and the consistency
+    before and after it (both 1.0 where alignment is off or a section is empty)."""
     table = contingency(a.dense, b.dense)
     if not config.align or not a.n or not b.n:
-        return (0, 0), table
+        return (0, 0), table, (1.0, 1.0)
     best = _consistency(a.size, b.size, table)
     if best >= config.align_trigger:
-        return (0, 0), table
+        return (0, 0), table, (best, best)
     ref, mov = boundary_map(a.dense), boundary_map(b.dense)
     start, shift = best, (0, 0)
     for cand in {phase_correlation_shift(ref, mov, config.max_shift),
@@ -127,7 +122,7 @@ def _translate_pair(a: SectionObjects, b: SectionObjects, config: Any) -> tuple[
         value = _consistency(a.size, b.size, cand_table)
         if value >= start + config.align_gain and (value, cand) > (best, shift):
             best, shift, table = value, cand, cand_table
-    return shift, table
+    return shift, table, (start, best)
 
 
 def scan_sections(labels2d: Any, z0: int, z1: int, config: Any) -> ScanResult:
