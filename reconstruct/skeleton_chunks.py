@@ -30,7 +30,10 @@ at inner faces between their closest vertices lying in the same piece of the obj
 cross-section there, branches that end on an inner face only because a block traced to its
 face target there are cut (:func:`_prune_face_tips`: the tip lies where the object crosses the
 face and inside the TEASAR invalidation ball of the rest of the skeleton, so tracing the whole
-volume would not have grown that branch), and post-processing and smoothing run once per object.
+volume would not have grown that branch), pieces that the object's voxels still connect near their
+closest vertices are joined by the shortest path through the object (:mod:`.skeleton_mend`: a
+connection traced in no block's core, e.g. one that ran through halos only), and post-processing and
+smoothing run once per object.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from dendrosam.reconstruct.skeleton import (
     _finish,
     _kimimaro,
 )
+from dendrosam.reconstruct.skeleton_mend import mend_breaks
 
 __all__ = [
     "object_boxes",
@@ -421,6 +425,7 @@ def skeletonize_blocks(
     halo_nm: float | None = None,
     whole_objects: bool = True,
     max_object_voxels: int | None = None,
+    mend: bool = True,
 ) -> dict[int, nx.Graph]:
     """Skeletonize block by block with a halo, keep each block's core, fuse per object.
 
@@ -450,6 +455,11 @@ def skeletonize_blocks(
         Largest padded object box, in voxels, traced whole from its own crop (default: the
         voxels of the largest padded block; 0 keeps only objects inside a block's padded
         region whole).
+    mend
+        Join the pieces of a fused skeleton that the object's voxels connect within half a halo of
+        their closest vertices (:func:`~dendrosam.reconstruct.skeleton_mend.mend_breaks`), so a
+        26-connected object is one tree as when traced whole; False leaves breaks where no block
+        traced the connection in its core.
 
     Returns
     -------
@@ -469,6 +479,7 @@ def skeletonize_blocks(
     if not (math.isfinite(halo) and halo >= 0):
         raise ConfigError(f"halo_nm must be >= 0, got {halo_nm!r}")
     halo_vox = np.ceil(halo / np.asarray(vs)).astype(int)
+    mend_pad = np.ceil(halo / 2 / np.asarray(vs)).astype(int)
     shape = np.asarray(labels.shape)
     budget = _padded_block_voxels(shape, block, halo_vox) if max_object_voxels is None else int(max_object_voxels)
     if budget < 0:
@@ -507,6 +518,11 @@ def skeletonize_blocks(
         edges = np.concatenate([fused.edges, _bridge(fused, vs, slabs)])
         ends = border_ends[end_labels == label]
         fused, edges = _prune_face_tips(fused, edges, ends, slabs, crossings, vs, config)
+        if mend:
+            mended = _Piece(*mend_breaks(fused.voxels, edges, fused.radius, labels, label, vs, halo, mend_pad))
+            if len(mended.edges) > len(edges):  # joined: merge path vertices that met skeleton vertices
+                fused = _fuse([mended])
+                edges = fused.edges
         skel = Skeleton(
             _physical_vertices(fused.voxels, vs), edges.astype(np.uint32), fused.radius,
             segid=label, space="physical",

@@ -80,6 +80,15 @@ def test_bench_skeleton(shared_data):
         cable = chunk.loc[common, "cable_length_nm"] / table.set_index("label").loc[common, "cable_length_nm"]
         return common, same, cable
 
+    def betti(graph):  # the graph's topology: connected components and independent cycles
+        import networkx as nx
+
+        c = nx.number_connected_components(graph)
+        return c, graph.number_of_edges() - graph.number_of_nodes() + c
+
+    def same_betti(result):
+        return np.mean([betti(result[k]) == betti(graphs[k]) for k in graphs if k in result])
+
     common, agree, cable_ratio = agreement(blocks)
     _, agree_contained, _ = agreement(contained)
     _, agree_fused, _ = agreement(fused)
@@ -101,6 +110,8 @@ def test_bench_skeleton(shared_data):
     print(f"objects in both: {len(common)} of {len(whole)} whole / {len(blocks)} chunked; "
           f"{n_exact(blocks)} identical to whole ({n_exact(contained)} when only objects inside a "
           f"block's padded region are traced whole, max_object_voxels=0)")
+    print(f"same components + cycles chunked vs whole: {same_betti(blocks):.1%} "
+          f"(max_object_voxels=0: {same_betti(contained):.1%}; whole_objects=False: {same_betti(fused):.1%})")
     print(f"same branch+tip counts chunked vs whole: {agree.mean():.1%} "
           f"(max_object_voxels=0: {agree_contained.mean():.1%}; "
           f"every object traced piecewise, whole_objects=False: {agree_fused.mean():.1%})")
