@@ -93,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--yolo-epochs", type=int, default=60)
     p.add_argument("--yolo-init", help="continue the detector from these weights (a new schedule)")
     p.add_argument("--yolo-pixel-nm", type=float, help="resample every section to this pixel size (nm)")
+    p.add_argument("--yolo-pieces", action="store_true",
+                   help="detector box targets per 4-connected profile of an id (one per cross-section)")
     p.add_argument("--only", choices=("sam", "yolo", "both", "sam-pieces", "joins", "joins-card", "joins-pieces",
                                       "joins-pieces-card", "joins-per-id", "joins-per-id-card"), default="both",
                    help="which models ('both' = the per-GT-id SAM, its per-profile fine-tune and the detector; "
@@ -119,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         from dendrosam.segment.train_detector import default_detector_run
 
         default_detector_run(args.data, args.work, models, command, args.yolo_epochs, args.yolo_init,
-                             args.yolo_pixel_nm)
+                             args.yolo_pixel_nm, args.yolo_pieces)
     if args.only in ("sam-pieces", "both"):  # the default SAM is the per-profile fine-tune of the per-id one
         from dataclasses import replace
 

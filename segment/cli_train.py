@@ -68,7 +68,7 @@ def _train_detector(args) -> int:
 
     cfg = DetectorTrainConfig(model=args.model, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
                               device=args.device, seed=args.seed, min_size=args.min_size, tile=args.tile,
-                              pixel_nm=args.pixel_nm)
+                              pixel_nm=args.pixel_nm, pieces=args.pieces)
     splits = {}
     for name, specs in (("train", _pairs(args.data, "--data")), ("val", _pairs(args.val, "--val"))):
         pairs = []
@@ -85,7 +85,7 @@ def _train_detector(args) -> int:
         if pairs:
             splits[name] = pairs
     work = Path(args.work)
-    yaml = write_yolo_dataset(splits, work / "data", cfg.min_size, cfg.tile)
+    yaml = write_yolo_dataset(splits, work / "data", cfg.min_size, cfg.tile, cfg.pieces)
     info = train_detector(yaml, Path(args.out), cfg, work / "runs")
     print(json.dumps({"weights": args.out, **info}))
     return 0
@@ -153,6 +153,8 @@ def register(subparsers) -> None:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--tile", type=int, default=256)
     p.add_argument("--min-size", type=int, default=4)
+    p.add_argument("--pieces", action="store_true",
+                   help="one box per 4-connected profile of an id (per cross-section), not one per id")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--pixel-nm", type=float, help="resample every section to this pixel size (nm) for "

@@ -61,7 +61,7 @@ def resample_pair(raw: np.ndarray, labels: np.ndarray, scale: float) -> tuple[np
     return img, lab[np.ix_(rows, cols)]
 
 
-def masks_to_yolo(labels2d: np.ndarray, min_size: int = 4) -> np.ndarray:
+def masks_to_yolo(labels2d: np.ndarray, min_size: int = 4, pieces: bool = False) -> np.ndarray:
     """YOLO rows ``(0, cx, cy, w, h)`` (normalised) of every object of a label section.
 
     Parameters
@@ -70,6 +70,10 @@ def masks_to_yolo(labels2d: np.ndarray, min_size: int = 4) -> np.ndarray:
         Instance labels, 0 = background; one box per id.
     min_size : int
         Objects whose box is narrower or lower than this (pixels) are dropped.
+    pieces : bool
+        One box per 4-connected profile of an id instead of one per id
+        (:func:`dendrosam.segment.train_eval.section_pieces`): a neuron that crosses the section in
+        several places gives several boxes, one per cross-section.
 
     Returns
     -------
@@ -80,10 +84,14 @@ def masks_to_yolo(labels2d: np.ndarray, min_size: int = 4) -> np.ndarray:
     >>> lab = np.zeros((10, 20), int); lab[2:6, 4:8] = 3
     >>> np.round(masks_to_yolo(lab, 1), 6).tolist()
     [[0.0, 0.3, 0.4, 0.2, 0.4]]
+    >>> lab[2:6, 12:16] = 3   # a second profile of id 3
+    >>> len(masks_to_yolo(lab, 1)), len(masks_to_yolo(lab, 1, pieces=True))
+    (1, 2)
     """
     from dendrosam.segment.train_data import box_of_masks
+    from dendrosam.segment.train_eval import section_pieces
 
-    lab = np.asarray(labels2d)
+    lab = section_pieces(labels2d) if pieces else np.asarray(labels2d)
     _, boxes, _ = box_of_masks(lab)
     wh = boxes[:, 2:] - boxes[:, :2]
     boxes = boxes[(wh >= min_size).all(axis=1)]
@@ -126,7 +134,8 @@ def box_matches(pred: np.ndarray, gt: np.ndarray, iou: float = 0.5) -> int:
 
 
 def detector_scores(detector, pairs: Sequence[tuple[np.ndarray, np.ndarray]], conf: float = 0.25,
-                    iou: float = 0.5, min_size: int = 4, pixel_nm: float | None = None) -> dict:
+                    iou: float = 0.5, min_size: int = 4, pixel_nm: float | None = None,
+                    pieces: bool = False) -> dict:
     """Recall and precision of a detector against the boxes of GT objects (box IoU >= ``iou``).
 
     Parameters
@@ -139,6 +148,8 @@ def detector_scores(detector, pairs: Sequence[tuple[np.ndarray, np.ndarray]], co
         Detector score threshold, matching IoU, smallest GT box side (pixels).
     pixel_nm : float or None
         Pixel size of the sections (see :func:`~dendrosam.segment.detector.detect`).
+    pieces : bool
+        GT boxes per 4-connected profile of an id, not per id (:func:`masks_to_yolo`).
 
     Returns
     -------
@@ -149,7 +160,7 @@ def detector_scores(detector, pairs: Sequence[tuple[np.ndarray, np.ndarray]], co
 
     n_gt = n_pred = n_match = 0
     for image, labels in pairs:
-        gt = yolo_to_boxes(masks_to_yolo(labels, min_size), labels.shape)
+        gt = yolo_to_boxes(masks_to_yolo(labels, min_size, pieces), labels.shape)
         pred = detect(detector, image, conf=conf, pixel_nm=pixel_nm).xyxy
         n_gt, n_pred, n_match = n_gt + len(gt), n_pred + len(pred), n_match + box_matches(pred, gt, iou)
     return {"recall": n_match / max(n_gt, 1), "precision": n_match / max(n_pred, 1),
@@ -158,7 +169,7 @@ def detector_scores(detector, pairs: Sequence[tuple[np.ndarray, np.ndarray]], co
 
 def write_yolo_dataset(
     splits: dict[str, Sequence[tuple[np.ndarray, np.ndarray]]], out: Path, min_size: int = 4,
-    tile: int | None = None,
+    tile: int | None = None, pieces: bool = False,
 ) -> Path:
     """Write an ultralytics data set: ``images/<split>/*.png``, ``labels/<split>/*.txt``, ``data.yaml``.
 
@@ -173,6 +184,8 @@ def write_yolo_dataset(
     tile : int or None
         Cut sections larger than this into ``tile`` x ``tile`` pieces (objects cut by a tile edge
         keep their visible part).
+    pieces : bool
+        One box per 4-connected profile of each tile (see :func:`masks_to_yolo`).
 
     Returns
     -------
@@ -192,7 +205,7 @@ def write_yolo_dataset(
             t = tile or max(lab.shape)
             for y in range(0, lab.shape[0], t):
                 for x in range(0, lab.shape[1], t):
-                    rows = masks_to_yolo(lab[y:y + t, x:x + t], min_size)
+                    rows = masks_to_yolo(lab[y:y + t, x:x + t], min_size, pieces)
                     Image.fromarray(u8[y:y + t, x:x + t]).save(out / "images" / split / f"{k:05d}.png")
                     np.savetxt(out / "labels" / split / f"{k:05d}.txt", rows, fmt=["%d"] + ["%.6f"] * 4)
                     k += 1
@@ -210,6 +223,8 @@ class DetectorTrainConfig:
     ``pixel_nm``: the pixel size (nm) the training sections were resampled to
     (:func:`resample_pair`); stamped into the checkpoint so inference resamples to it too.
     ``None``: sections used as they are.
+    ``pieces``: box targets per 4-connected profile of an id (one per cross-section), not per id
+    (:func:`masks_to_yolo`).
     """
 
     model: str = "yolov8n.yaml"
@@ -223,6 +238,7 @@ class DetectorTrainConfig:
     min_size: int = 4
     tile: int | None = 256
     pixel_nm: float | None = None
+    pieces: bool = False
 
 
 def train_detector(data_yaml: Path, out_pt: Path, config: DetectorTrainConfig = DetectorTrainConfig(),
@@ -271,24 +287,29 @@ def default_validation(detector, val: Sequence[tuple[np.ndarray, np.ndarray]], n
                        confs: Sequence[float] = (0.05, 0.1, 0.25)) -> dict:
     """The model card's validation block: recall/precision on held-out medulla and ISBI per threshold.
 
-    ``val`` holds the medulla sections first (``n_medulla`` of them), then the ISBI ones.
+    ``val`` holds the medulla sections first (``n_medulla`` of them), then the ISBI ones. Keys
+    ``<set>_conf<c>`` count one GT box per id and section, ``<set>_pieces_conf<c>`` one per
+    4-connected profile.
     """
     out: dict = {"protocol": "recall/precision of GT object boxes at box IoU >= 0.5 (Hungarian "
-                             "matching), held-out sections"}
+                             "matching), held-out sections; 'pieces': one GT box per 4-connected profile"}
     px = DEFAULT_DATA_PIXEL_NM
-    for conf in confs:
-        out[f"medulla_conf{conf:g}"] = detector_scores(detector, val[:n_medulla], conf=conf, pixel_nm=px["medulla"])
-        out[f"isbi_conf{conf:g}"] = detector_scores(detector, val[n_medulla:], conf=conf, pixel_nm=px["isbi"])
+    for pieces in (False, True):
+        tag = "_pieces" if pieces else ""
+        for conf in confs:
+            for name, pairs in (("medulla", val[:n_medulla]), ("isbi", val[n_medulla:])):
+                out[f"{name}{tag}_conf{conf:g}"] = detector_scores(detector, pairs, conf=conf,
+                                                                   pixel_nm=px[name], pieces=pieces)
     return out
 
 
 def default_detector_run(data: Path, work: Path, models: Path, command: str, epochs: int = 60,
-                         init: str | None = None, pixel_nm: float | None = None) -> dict:
+                         init: str | None = None, pixel_nm: float | None = None, pieces: bool = False) -> dict:
     """Train the shipped default detector on the project split (see ``examples/train_default_models.py``).
 
     ``init``: continue from these weights (a new schedule of ``epochs``) instead of from scratch.
     ``pixel_nm``: resample every section to this pixel size (:data:`DEFAULT_DATA_PIXEL_NM` gives
-    the data's own).
+    the data's own). ``pieces``: box targets per 4-connected profile (:class:`DetectorTrainConfig`).
     """
     import tifffile
 
@@ -308,14 +329,14 @@ def default_detector_run(data: Path, work: Path, models: Path, command: str, epo
                 for r, lab, own in sections]
 
     cfg = DetectorTrainConfig(epochs=epochs, model=str(init) if init else DetectorTrainConfig.model,
-                              pixel_nm=pixel_nm)
+                              pixel_nm=pixel_nm, pieces=pieces)
     yaml = write_yolo_dataset({"train": at_size(train), "val": at_size(val)}, work / "yolo_default" / "data",
-                              cfg.min_size, cfg.tile)
+                              cfg.min_size, cfg.tile, pieces)
     out = models / "dendrosam_yolo_default.pt"
     if init and Path(init).resolve() == out.resolve():  # ultralytics reads it while we overwrite it
         start = work / "yolo_default" / "init.pt"
         shutil.copyfile(init, start)
-        cfg = DetectorTrainConfig(epochs=epochs, model=str(start), pixel_nm=pixel_nm)
+        cfg = DetectorTrainConfig(epochs=epochs, model=str(start), pixel_nm=pixel_nm, pieces=pieces)
     info = train_detector(yaml, out, cfg, work / "yolo_default" / "runs")
     from dendrosam.segment.detector import load_detector
     from dendrosam.segment.train_log import portable_card

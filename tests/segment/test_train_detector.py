@@ -85,3 +85,52 @@ def test_model_cards_carry_no_machine_paths():
 
     card = {"data": [{"raw": "/srv/lab/em/medulla_fib/raw.ome.tif", "region": "::4"}], "note": "a/b"}
     assert portable_card(card) == {"data": [{"raw": "medulla_fib/raw.ome.tif", "region": "::4"}], "note": "a/b"}
+
+
+def _two_profile_section():
+    """Id 5 crosses the section twice (two separate profiles), id 2 once; exact boxes known."""
+    lab = np.zeros((40, 60), np.int32)
+    lab[2:10, 4:14] = 5
+    lab[25:35, 40:52] = 5
+    lab[14:20, 20:30] = 2
+    return lab
+
+
+def test_pieces_targets_are_one_box_per_cross_section():
+    lab = _two_profile_section()
+    per_id = yolo_to_boxes(masks_to_yolo(lab, 1), lab.shape)
+    pieces = yolo_to_boxes(masks_to_yolo(lab, 1, pieces=True), lab.shape)
+    # per id, id 5's box spans both profiles and the neurite between them
+    np.testing.assert_allclose(sorted(per_id.tolist()), [[4, 2, 52, 35], [20, 14, 30, 20]], atol=1e-9)
+    np.testing.assert_allclose(sorted(pieces.tolist()),
+                               [[4, 2, 14, 10], [20, 14, 30, 20], [40, 25, 52, 35]], atol=1e-9)
+
+
+def test_pieces_dataset_cuts_profiles_at_tile_edges(tmp_path):
+    lab = np.zeros((32, 64), np.int32)
+    lab[4:12, 2:60] = 1          # one profile crossing the tile edge at x = 32
+    lab[20:28, 4:10] = 3
+    lab[20:28, 20:26] = 3        # a second profile of id 3 in the same tile
+    raw = np.where(lab > 0, 40.0, 180.0)
+    write_yolo_dataset({"train": [(raw, lab)]}, tmp_path / "d", min_size=1, tile=32, pieces=True)
+    rows = [np.loadtxt(f, ndmin=2) for f in sorted((tmp_path / "d" / "labels" / "train").glob("*.txt"))]
+    assert [len(r) for r in rows] == [3, 1]  # left tile: the cut neurite + two profiles of id 3; right: the rest
+    write_yolo_dataset({"train": [(raw, lab)]}, tmp_path / "e", min_size=1, tile=32)
+    rows = [np.loadtxt(f, ndmin=2) for f in sorted((tmp_path / "e" / "labels" / "train").glob("*.txt"))]
+    assert [len(r) for r in rows] == [2, 1]
+
+
+def test_detector_recall_counts_per_profile_when_asked(monkeypatch):
+    import dendrosam.segment.detector as detector_mod
+    from dendrosam.segment.train_detector import detector_scores
+
+    lab = _two_profile_section()
+
+    class Boxes:  # a detector that answers exactly the three profiles' boxes
+        xyxy = np.array([[4, 2, 14, 10], [20, 14, 30, 20], [40, 25, 52, 35]], float)
+
+    monkeypatch.setattr(detector_mod, "detect", lambda det, image, conf, pixel_nm: Boxes())
+    per_id = detector_scores(None, [(lab.astype(np.uint8), lab)], min_size=1)
+    pieces = detector_scores(None, [(lab.astype(np.uint8), lab)], min_size=1, pieces=True)
+    assert (per_id["n_gt"], per_id["recall"]) == (2, 0.5)   # id 5's spanning box matches no profile box
+    assert (pieces["n_gt"], pieces["recall"], pieces["precision"]) == (3, 1.0, 1.0)
