@@ -95,10 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--yolo-pixel-nm", type=float, help="resample every section to this pixel size (nm)")
     p.add_argument("--yolo-pieces", action="store_true",
                    help="detector box targets per 4-connected profile of an id (one per cross-section)")
-    p.add_argument("--only", choices=("sam", "yolo", "both", "sam-pieces", "joins", "joins-card", "joins-pieces",
+    p.add_argument("--only", choices=("sam", "yolo", "yolo-card", "both", "sam-pieces", "joins", "joins-card", "joins-pieces",
                                       "joins-pieces-card", "joins-per-id", "joins-per-id-card"), default="both",
                    help="which models ('both' = the per-GT-id SAM, its per-profile fine-tune and the detector; "
-                        "'sam-pieces' fine-tunes that SAM on one object per 4-connected profile into the default SAM; 'joins' (= "
+                        "'yolo-card' re-scores the shipped detector on the held-out sections and rewrites "
+                        "its card's validation block; 'sam-pieces' fine-tunes that SAM on one object per 4-connected profile into the default SAM; 'joins' (= "
                         "'joins-pieces') needs both shipped; 'joins-card' re-scores the shipped join model on "
                         "the held-out crop and rewrites that part of its card; 'joins-per-id' / "
                         "'joins-per-id-card' do the same on the per-GT-id SAM's masks, into "
@@ -122,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
 
         default_detector_run(args.data, args.work, models, command, args.yolo_epochs, args.yolo_init,
                              args.yolo_pixel_nm, args.yolo_pieces)
+    if args.only == "yolo-card":
+        from dendrosam.segment.train_detector import refresh_detector_card
+
+        refresh_detector_card(args.data, models, command)
     if args.only in ("sam-pieces", "both"):  # the default SAM is the per-profile fine-tune of the per-id one
         from dataclasses import replace
 

@@ -28,7 +28,7 @@ from dendrosam.errors import ConfigError, InputError
 from dendrosam.segment.preprocess import normalize_section
 
 __all__ = ["masks_to_yolo", "yolo_to_boxes", "write_yolo_dataset", "DetectorTrainConfig",
-           "train_detector", "default_detector_run", "resample_pair"]
+           "train_detector", "default_detector_run", "refresh_detector_card", "resample_pair"]
 
 #: In-plane pixel sizes (nm) of the project's training data. gala's is not stated; it is a
 #: FlyEM FIB-SEM crop like medulla, taken as 10 nm.
@@ -284,7 +284,7 @@ def stamp_pixel_size(path: Path, pixel_nm: float | None) -> None:
 
 
 def default_validation(detector, val: Sequence[tuple[np.ndarray, np.ndarray]], n_medulla: int,
-                       confs: Sequence[float] = (0.05, 0.1, 0.25)) -> dict:
+                       confs: Sequence[float] = (0.03, 0.05, 0.1, 0.25)) -> dict:
     """The model card's validation block: recall/precision on held-out medulla and ISBI per threshold.
 
     ``val`` holds the medulla sections first (``n_medulla`` of them), then the ISBI ones. Keys
@@ -303,14 +303,8 @@ def default_validation(detector, val: Sequence[tuple[np.ndarray, np.ndarray]], n
     return out
 
 
-def default_detector_run(data: Path, work: Path, models: Path, command: str, epochs: int = 60,
-                         init: str | None = None, pixel_nm: float | None = None, pieces: bool = False) -> dict:
-    """Train the shipped default detector on the project split (see ``examples/train_default_models.py``).
-
-    ``init``: continue from these weights (a new schedule of ``epochs``) instead of from scratch.
-    ``pixel_nm``: resample every section to this pixel size (:data:`DEFAULT_DATA_PIXEL_NM` gives
-    the data's own). ``pieces``: box targets per 4-connected profile (:class:`DetectorTrainConfig`).
-    """
+def _default_split(data: Path) -> tuple[list, list]:
+    """The project split of the detector's data: ``(raw, labels, pixel_nm)`` sections, train and held out."""
     import tifffile
 
     med, isbi, gala = data / "medulla_fib", data / "isbi2012_sstem", data / "gala_fib"
@@ -323,6 +317,32 @@ def default_detector_run(data: Path, work: Path, models: Path, command: str, epo
     train += [(gr[z], gl[z], px["gala"]) for z in range(0, 50, 2)]
     val = [(mr[z, :, 125:], ml[z, :, 125:], px["medulla"]) for z in range(0, 125, 4)]
     val += [(ir[z], il[z], px["isbi"]) for z in range(16, 20)]
+    return train, val
+
+
+def refresh_detector_card(data: Path, models: Path, command: str) -> dict:
+    """Re-score the installed default detector on the held-out sections and rewrite its card's validation."""
+    from dendrosam.segment.detector import load_detector
+
+    _, val = _default_split(data)
+    card_path = models / "dendrosam_yolo_default.card.json"
+    card = json.loads(card_path.read_text())
+    det = load_detector(models / "dendrosam_yolo_default.pt")
+    card["validation"] = default_validation(det, [(r, lab) for r, lab, _ in val], len(range(0, 125, 4)))
+    card["validation_command"] = command
+    card_path.write_text(json.dumps(card, indent=2))
+    return card
+
+
+def default_detector_run(data: Path, work: Path, models: Path, command: str, epochs: int = 60,
+                         init: str | None = None, pixel_nm: float | None = None, pieces: bool = False) -> dict:
+    """Train the shipped default detector on the project split (see ``examples/train_default_models.py``).
+
+    ``init``: continue from these weights (a new schedule of ``epochs``) instead of from scratch.
+    ``pixel_nm``: resample every section to this pixel size (:data:`DEFAULT_DATA_PIXEL_NM` gives
+    the data's own). ``pieces``: box targets per 4-connected profile (:class:`DetectorTrainConfig`).
+    """
+    train, val = _default_split(data)
 
     def at_size(sections):  # the sections as the detector is trained on them
         return [(r, lab) if pixel_nm is None else resample_pair(r, lab, own / pixel_nm)

@@ -61,6 +61,11 @@ def test_shipped_detector_card_medulla_figure_is_reproduced(heldout):
     assert got["n_gt"] == want["n_gt"] == 856
     assert abs(got["n_pred"] - want["n_pred"]) <= 5
     assert got["recall"] == pytest.approx(want["recall"], abs=0.01)
+    # counted per 4-connected profile (one GT box per cross-section, the SAM's protocol), at conf 0.03
+    want = card["validation"]["medulla_pieces_conf0.03"]
+    got = detector_scores(det, list(zip(raw, labels)), conf=0.03, pixel_nm=10.0, pieces=True)
+    assert got["n_gt"] == want["n_gt"] == 1155
+    assert got["recall"] == pytest.approx(want["recall"], abs=0.01) and want["recall"] >= 0.7
 
 
 
