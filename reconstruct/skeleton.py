@@ -69,7 +69,9 @@ class SkeletonConfig:
         (:func:`dendrosam.reconstruct.teasar.border_targets`), so a skeleton
         reaches the border where the object is cut.
     postprocess
-        Run :func:`kimimaro.postprocess`: remove loops, join close components, remove ticks.
+        Run :func:`kimimaro.postprocess` (remove loops, join close components) and remove ticks
+        (:func:`dendrosam.reconstruct.skeleton_ticks.remove_ticks`, which unlike kimimaro's never
+        cuts a path between two branch points).
     cable_dust_threshold
         Post-processing: drop skeleton components with less cable than this (nm).
     tick_threshold
@@ -162,9 +164,13 @@ def _finish(skel, label: int, voxel_size: tuple, config: SkeletonConfig, source:
     if config.postprocess:
         import kimimaro
 
-        skel = kimimaro.postprocess(
-            skel, dust_threshold=config.cable_dust_threshold, tick_threshold=config.tick_threshold
-        )
+        from dendrosam.reconstruct.skeleton_ticks import remove_ticks
+
+        # kimimaro's own tick removal can cut an inner path (see skeleton_ticks); ours never does
+        skel = kimimaro.postprocess(skel, dust_threshold=config.cable_dust_threshold, tick_threshold=0)
+        if config.tick_threshold > 0 and len(skel.edges):
+            skel.edges = remove_ticks(skel.vertices, skel.edges, config.tick_threshold).astype(np.uint32)
+            skel = skel.consolidate()
     graph = skeleton_to_graph(skel, label, voxel_size, source=source)
     sigma = config.smooth_sigma * max(voxel_size)
     return smooth_graph(graph, sigma) if sigma > 0 else graph
