@@ -82,6 +82,43 @@ def install_sam(res, models: Path, stem: str) -> None:
     print(f"{stem}: {res.steps} steps, best at {res.best_step}, {res.seconds:.0f} s, val {res.val}")
 
 
+def refresh_sam_card(data: Path, models: Path, stem: str, command: str) -> dict:
+    """Score a shipped SAM on every held-out set, per 4-connected profile and per GT id, into its card.
+
+    Held out: the four 40 nm stacks of the medulla half ``[k::4, :, 125:]`` (k = 0 is the validation set
+    training early-stopped on; k = 1-3 were never used) and ISBI z 16-19. Written to the card's
+    ``validation_heldout`` block: ``{set: {"pieces": {...}, "per_id": {...}}}`` with the ellipse floors.
+    """
+    import json
+
+    import tifffile
+    import torch
+
+    from dendrosam.segment.sam import load_sam
+    from dendrosam.segment.train_eval import ValSet, ellipse_floor, evaluate_prompted
+
+    torch.set_num_threads(1)
+    med, isbi = data / "medulla_fib", data / "isbi2012_sstem"
+    raw, lab = (tifffile.imread(med / f) for f in ("raw_z000-124.ome.tif", "neurons_z000-124.ome.tif"))
+    sets = [ValSet(f"medulla[{k}::4,:,125:]", raw[k::4, :, 125:], lab[k::4, :, 125:]) for k in range(4)]
+    sets.append(ValSet("isbi[16:20]", tifffile.imread(isbi / "raw_z00-19.ome.tif")[16:20],
+                       tifffile.imread(isbi / "neurites_z00-19.ome.tif")[16:20]))
+    sam = load_sam(str(models / f"{stem}.pt"), device="cpu")
+    block: dict = {"protocol": "one GT box per 4-connected profile ('pieces') or per GT id ('per_id') >= 20 px "
+                               "per section; mean / median IoU of the predicted mask; ellipse floor alike",
+                   "command": command}
+    for val in sets:
+        block[val.name] = {
+            name: {**evaluate_prompted(sam, val, pieces=pieces), "ellipse_floor": ellipse_floor(val, pieces=pieces)}
+            for name, pieces in (("pieces", True), ("per_id", False))}
+        print(val.name, {k: round(v["iou_mean"], 3) for k, v in block[val.name].items()}, flush=True)
+    card_path = models / f"{stem}.card.json"
+    card = json.loads(card_path.read_text())
+    card["validation_heldout"] = block
+    card_path.write_text(json.dumps(card, indent=2))
+    return block
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=Path(os.environ.get("DENDROSAM_DATA", REPO.parent / "shared" / "data")),
@@ -95,10 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--yolo-pixel-nm", type=float, help="resample every section to this pixel size (nm)")
     p.add_argument("--yolo-pieces", action="store_true",
                    help="detector box targets per 4-connected profile of an id (one per cross-section)")
-    p.add_argument("--only", choices=("sam", "yolo", "yolo-card", "both", "sam-pieces", "joins", "joins-card", "joins-pieces",
+    p.add_argument("--only", choices=("sam", "yolo", "yolo-card", "sam-card", "both", "sam-pieces", "joins", "joins-card", "joins-pieces",
                                       "joins-pieces-card", "joins-per-id", "joins-per-id-card"), default="both",
                    help="which models ('both' = the per-GT-id SAM, its per-profile fine-tune and the detector; "
-                        "'yolo-card' re-scores the shipped detector on the held-out sections and rewrites "
+                        "'sam-card' scores both shipped SAMs on every held-out set, per profile and per "
+                        "GT id, into their cards; 'yolo-card' re-scores the shipped detector on the held-out sections and rewrites "
                         "its card's validation block; 'sam-pieces' fine-tunes that SAM on one object per 4-connected profile into the default SAM; 'joins' (= "
                         "'joins-pieces') needs both shipped; 'joins-card' re-scores the shipped join model on "
                         "the held-out crop and rewrites that part of its card; 'joins-per-id' / "
@@ -123,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
 
         default_detector_run(args.data, args.work, models, command, args.yolo_epochs, args.yolo_init,
                              args.yolo_pixel_nm, args.yolo_pieces)
+    if args.only == "sam-card":
+        for stem in ("dendrosam_sam_pieces", "dendrosam_sam_per_id"):
+            refresh_sam_card(args.data, models, stem, command)
     if args.only == "yolo-card":
         from dendrosam.segment.train_detector import refresh_detector_card
 
