@@ -22,12 +22,18 @@ def chain(xs, y=2, z=1, start=0):
     return vox, np.stack([idx[:-1], idx[1:]], axis=1)
 
 
-def test_cut_tube_is_joined_along_the_gap():
+def cut_tube():
+    """A straight tube (id 4) whose skeleton misses x 10-15: two pieces, closest vertices x 9 and 16."""
     lab = np.zeros((3, 5, 30), np.uint32)
     lab[:, 1:4, :] = 4
     va, ea = chain(range(0, 10))
     vb, eb = chain(range(16, 30), start=10)
     vox, edges = np.concatenate([va, vb]), np.concatenate([ea, eb])
+    return lab, vox, edges
+
+
+def test_cut_tube_is_joined_along_the_gap():
+    lab, vox, edges = cut_tube()
     v, e, r = mend_breaks(vox, edges, np.full(len(vox), 30.0), lab, 4, VS, 200.0, (2, 2, 2))
     assert n_pieces(len(v), e) == 1 and len(e) == len(v) - 1  # one tree
     assert sorted(v[len(vox):, 2].tolist()) == [10, 11, 12, 13, 14, 15]  # the straight gap, voxel by voxel
@@ -65,11 +71,7 @@ def test_connection_must_lie_in_the_local_box(pad, joined):
 
 
 def test_search_radius_limits_candidates():
-    lab = np.zeros((3, 5, 30), np.uint32)
-    lab[:, 1:4, :] = 4
-    va, ea = chain(range(0, 10))
-    vb, eb = chain(range(16, 30), start=10)
-    vox, edges = np.concatenate([va, vb]), np.concatenate([ea, eb])
+    lab, vox, edges = cut_tube()
     # closest vertices (x 9 and 16) 7 voxels = 105 nm apart
     for search, pieces in ((100.0, 2), (110.0, 1)):
         v, e, _ = mend_breaks(vox, edges, np.ones(len(vox)), lab, 4, VS, search, (9, 9, 9))
