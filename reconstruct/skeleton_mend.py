@@ -120,7 +120,7 @@ def mend_breaks(
             k = parent[k]
         return k
 
-    at = {tuple(voxels[i]): i for i in np.flatnonzero(used).tolist()}
+    at = {tuple(voxels[i].tolist()): i for i in np.flatnonzero(used).tolist()}
     new_vox, new_edges, new_radius = [], [], []
     n = len(voxels)
     for _, a, b in _candidates(voxels, comp, vs, search_nm):
