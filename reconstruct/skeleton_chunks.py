@@ -52,7 +52,7 @@ from dendrosam.reconstruct.skeleton import (
     _finish,
     _kimimaro,
 )
-from dendrosam.reconstruct.skeleton_mend import mend_breaks
+from dendrosam.reconstruct.skeleton_mend import piece_components, mend_breaks
 
 __all__ = [
     "object_boxes",
@@ -238,12 +238,10 @@ def _bridge(piece: _Piece, vs: tuple, slabs: dict[tuple[int, int], np.ndarray]) 
     cross-section (26-connected, two planes thick) they lie in; within each group, components
     are joined by their closest vertex pairs (Kruskal), so a bridge never crosses background.
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
+    from scipy.cluster.hierarchy import DisjointSet
 
-    n = len(piece.voxels)
-    adjacency = coo_matrix((np.ones(len(piece.edges)), tuple(piece.edges.T)), shape=(n, n))
-    n_comp, comp = connected_components(adjacency, directed=False)
+    comp = piece_components(len(piece.voxels), piece.edges)
+    n_comp = int(comp.max(initial=-1)) + 1
     if n_comp < 2:
         return np.empty((0, 2), np.int64)
     vertex, group = [], []
@@ -264,19 +262,10 @@ def _bridge(piece: _Piece, vs: tuple, slabs: dict[tuple[int, int], np.ndarray]) 
         return np.empty((0, 2), np.int64)
     a, b = vertex[i], vertex[j]
     dist = np.linalg.norm((piece.voxels[a] - piece.voxels[b]) * np.asarray(vs), axis=1)
-    parent = list(range(n_comp))
-
-    def root(k: int) -> int:
-        while parent[k] != k:
-            parent[k] = parent[parent[k]]
-            k = parent[k]
-        return k
-
+    joined = DisjointSet(range(n_comp))
     joins = []
     for k in np.lexsort((b, a, dist)):  # over candidate vertex pairs, not voxels
-        ra, rb = root(int(comp[a[k]])), root(int(comp[b[k]]))
-        if ra != rb:
-            parent[ra] = rb
+        if joined.merge(int(comp[a[k]]), int(comp[b[k]])):
             joins.append((a[k], b[k]))
     return np.asarray(joins, np.int64).reshape(-1, 2)
 

@@ -16,10 +16,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["mend_breaks"]
+__all__ = ["mend_breaks", "piece_components"]
 
 
-def _components(n: int, edges: np.ndarray) -> np.ndarray:
+def piece_components(n: int, edges: np.ndarray) -> np.ndarray:
+    """Connected-component index of each of ``n`` vertices under ``edges`` (isolated vertices: their own)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
@@ -96,15 +97,16 @@ def mend_breaks(
     >>> lab = np.zeros((1, 5, 5), np.uint32); lab[0, 0, :] = lab[0, 4, :] = lab[0, :, 0] = 7
     >>> vox = np.array([[0, 0, 4], [0, 0, 2], [0, 4, 2], [0, 4, 4]])
     >>> v, e, r = mend_breaks(vox, np.array([[0, 1], [2, 3]]), np.ones(4), lab, 7, (40, 10, 10), 100.0, (2, 2, 2))
-    >>> len(v), len(e), len(np.unique(_components(len(v), e)))
+    >>> len(v), len(e), len(np.unique(piece_components(len(v), e)))
     (9, 8, 1)
     """
     import dijkstra3d
+    from scipy.cluster.hierarchy import DisjointSet
 
     voxels = np.asarray(voxels, np.int64).reshape(-1, 3)
     edges = np.asarray(edges, np.int64).reshape(-1, 2)
     radius = np.asarray(radius, np.float32).reshape(-1)
-    comp = _components(len(voxels), edges)
+    comp = piece_components(len(voxels), edges)
     used = np.zeros(len(voxels), bool)
     used[edges.reshape(-1)] = True
     comp = np.where(used, comp, -1)
@@ -112,19 +114,12 @@ def mend_breaks(
         return voxels, edges, radius
     vs, pad = np.asarray(voxel_size, np.float64), np.asarray(pad, np.int64)
     shape = np.asarray(labels.shape)
-    parent = list(range(int(comp.max()) + 1))
-
-    def root(k: int) -> int:
-        while parent[k] != k:
-            parent[k] = parent[parent[k]]
-            k = parent[k]
-        return k
-
+    joined = DisjointSet(range(int(comp.max()) + 1))
     at = {tuple(voxels[i].tolist()): i for i in np.flatnonzero(used).tolist()}
     new_vox, new_edges, new_radius = [], [], []
     n = len(voxels)
     for _, a, b in _candidates(voxels, comp, vs, search_nm):
-        if root(int(comp[a])) == root(int(comp[b])):
+        if joined.connected(int(comp[a]), int(comp[b])):
             continue
         lo = np.maximum(np.minimum(voxels[a], voxels[b]) - pad, 0)
         hi = np.minimum(np.maximum(voxels[a], voxels[b]) + pad + 1, shape)
@@ -136,10 +131,8 @@ def mend_breaks(
         # pieces not yet joined, so no loop is made
         hits = [(k, at[p]) for k, p in enumerate(map(tuple, path.tolist())) if p in at]
         for (i, u), (j, w) in zip(hits, hits[1:]):
-            ru, rw = root(int(comp[u])), root(int(comp[w]))
-            if ru == rw:
+            if not joined.merge(int(comp[u]), int(comp[w])):
                 continue
-            parent[ru] = rw
             inner = path[i + 1:j]
             ids = np.concatenate([[u], n + np.arange(len(inner)), [w]])
             new_vox.append(inner)

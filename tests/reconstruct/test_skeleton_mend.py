@@ -6,13 +6,13 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from dendrosam.reconstruct.skeleton_mend import _components, mend_breaks
+from dendrosam.reconstruct.skeleton_mend import piece_components, mend_breaks
 
 VS = (40.0, 15.0, 15.0)
 
 
 def n_pieces(n, edges):
-    return len(np.unique(_components(n, edges)))
+    return len(np.unique(piece_components(n, edges)))
 
 
 def chain(xs, y=2, z=1, start=0):
