@@ -135,7 +135,7 @@ def box_matches(pred: np.ndarray, gt: np.ndarray, iou: float = 0.5) -> int:
 
 def detector_scores(detector, pairs: Sequence[tuple[np.ndarray, np.ndarray]], conf: float = 0.25,
                     iou: float = 0.5, min_size: int = 4, pixel_nm: float | None = None,
-                    pieces: bool = False) -> dict:
+                    pieces: bool = False, predictions: Sequence[np.ndarray] | None = None) -> dict:
     """Recall and precision of a detector against the boxes of GT objects (box IoU >= ``iou``).
 
     Parameters
@@ -150,6 +150,9 @@ def detector_scores(detector, pairs: Sequence[tuple[np.ndarray, np.ndarray]], co
         Pixel size of the sections (see :func:`~dendrosam.segment.detector.detect`).
     pieces : bool
         GT boxes per 4-connected profile of an id, not per id (:func:`masks_to_yolo`).
+    predictions : sequence of ndarray, optional
+        The detector's xyxy boxes per section at ``conf``, when already computed (then
+        ``detector`` is not run).
 
     Returns
     -------
@@ -159,9 +162,9 @@ def detector_scores(detector, pairs: Sequence[tuple[np.ndarray, np.ndarray]], co
     from dendrosam.segment.detector import detect
 
     n_gt = n_pred = n_match = 0
-    for image, labels in pairs:
+    for k, (image, labels) in enumerate(pairs):
         gt = yolo_to_boxes(masks_to_yolo(labels, min_size, pieces), labels.shape)
-        pred = detect(detector, image, conf=conf, pixel_nm=pixel_nm).xyxy
+        pred = detect(detector, image, conf=conf, pixel_nm=pixel_nm).xyxy if predictions is None else predictions[k]
         n_gt, n_pred, n_match = n_gt + len(gt), n_pred + len(pred), n_match + box_matches(pred, gt, iou)
     return {"recall": n_match / max(n_gt, 1), "precision": n_match / max(n_pred, 1),
             "n_gt": n_gt, "n_pred": n_pred, "conf": conf, "iou": iou}
@@ -293,13 +296,19 @@ def default_validation(detector, val: Sequence[tuple[np.ndarray, np.ndarray]], n
     """
     out: dict = {"protocol": "recall/precision of GT object boxes at box IoU >= 0.5 (Hungarian "
                              "matching), held-out sections; 'pieces': one GT box per 4-connected profile"}
+    from dendrosam.segment.detector import detect
+
     px = DEFAULT_DATA_PIXEL_NM
+    boxes: dict = {}  # the detector runs once per data set and threshold; both countings score it
     for pieces in (False, True):
         tag = "_pieces" if pieces else ""
         for conf in confs:
             for name, pairs in (("medulla", val[:n_medulla]), ("isbi", val[n_medulla:])):
-                out[f"{name}{tag}_conf{conf:g}"] = detector_scores(detector, pairs, conf=conf,
-                                                                   pixel_nm=px[name], pieces=pieces)
+                if (name, conf) not in boxes:
+                    boxes[name, conf] = [detect(detector, image, conf=conf, pixel_nm=px[name]).xyxy
+                                         for image, _ in pairs]
+                out[f"{name}{tag}_conf{conf:g}"] = detector_scores(
+                    detector, pairs, conf=conf, pixel_nm=px[name], pieces=pieces, predictions=boxes[name, conf])
     return out
 
 
