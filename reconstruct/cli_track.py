@@ -39,6 +39,12 @@ def register(subparsers: Any) -> None:
                    help="how sections are aligned where overlaps collapse: whole-pixel shifts "
                         "(default) or shifts refined into affine transforms (compressed, stretched "
                         "or slightly rotated sections)")
+    p.add_argument("--contest-share", type=float, default=1.0, metavar="S",
+                   help="refuse a mutual best overlap when an object without a partner overlaps one of "
+                        "its two objects by more than S times the pair's own overlap (two chain ends "
+                        "competing for one object: either answer may merge two neurites); 0.5 suits "
+                        "clean masks, one 2D object per neuron and section; default 1 = never refuse "
+                        "(on fragmented masks the competitor is mostly another piece of the same neuron)")
     p.add_argument("--joins", default="none", metavar="MODEL",
                    help="after tracking, merge objects with a learned join model: 'default' (the "
                         "shipped one), a .npz from train-joins, or 'none' (default; needs --image)")
@@ -91,6 +97,10 @@ def run_track(args: argparse.Namespace) -> int:
         raise ConfigError(f"--block-size must be >= 1, got {args.block_size}")
     if not args.contact_weight > 0:
         raise ConfigError(f"--contact-weight must be > 0, got {args.contact_weight}")
+    config = TrackConfig(gap=args.gap, min_z_extent=args.min_z_extent,
+                         drop_short=args.min_z_extent > 1, align=not args.no_align,
+                         align_model=args.align_model,
+                         contest_share=args.contest_share)
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise OutputError(f"{out}: already exists; pass --overwrite to replace it")
@@ -107,9 +117,6 @@ def run_track(args: argparse.Namespace) -> int:
         image = open_volume(args.image, volume.voxel_size)
         if image.shape != volume.shape:
             raise InputError(f"--image {args.image}: shape {image.shape} != labels shape {volume.shape}")
-    config = TrackConfig(gap=args.gap, min_z_extent=args.min_z_extent,
-                         drop_short=args.min_z_extent > 1, align=not args.no_align,
-                         align_model=args.align_model)
     ny, nx_ = volume.shape[1:]
     target = create_ome_zarr_array(out, volume.shape, np.uint32, volume.voxel_size, label="tracks",
                                    chunks=(1, min(ny, 1024), min(nx_, 1024)), overwrite=args.overwrite)

@@ -25,10 +25,11 @@ from scipy.sparse.csgraph import connected_components
 from .kernels import best_rows
 from .overlap import SectionObjects
 
-__all__ = ["PairLinks", "pair_links", "resolve_links", "KIND_MUTUAL", "KIND_CONTAINED"]
+__all__ = ["PairLinks", "pair_links", "resolve_links", "KIND_MUTUAL", "KIND_CONTAINED", "KIND_CONTESTED"]
 
 KIND_MUTUAL = 1
 KIND_CONTAINED = 2
+KIND_CONTESTED = 4  # a mutual pair refused because an unpaired object competes for it (never accepted)
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ def pair_links(
     contain_fraction: float = 0.5,
     min_overlap: int = 1,
     gap_min_score: float = 0.0,
+    contest_share: float = 1.0,
 ) -> PairLinks:
     """Classify the overlaps between two sections.
 
@@ -86,6 +88,12 @@ def pair_links(
     gap_min_score : float
         Gap pairs link only with IoU at least this (a bridge skips a section, so it needs
         stronger evidence than a neighbour link).
+    contest_share : float
+        Neighbour pairs only: a mutual pair is *contested* (:data:`KIND_CONTESTED`, never
+        accepted, but its objects count as paired) when an object without a mutual partner
+        overlaps one of its two objects by more than this fraction of the pair's own overlap:
+        two chain ends compete for one object (or one for two), and either answer may be the
+        merge of two neurites. 1 never refuses.
 
     Returns
     -------
@@ -110,6 +118,15 @@ def pair_links(
         contained = (best_a ^ best_b) & (child_frac >= contain_fraction)
         keep |= contained
     kind = np.where(mutual, KIND_MUTUAL, KIND_CONTAINED).astype(np.int8)
+    if free_a is None and contest_share < 1.0:
+        hit = mutual & _contested(ia, ib, count, mutual, a.n, b.n, contest_share)
+        kind[hit] = KIND_CONTESTED
+        # the contested objects take no one-sided link either (e.g. the rival's) at this pair
+        held_a = np.zeros(a.n, dtype=bool)
+        held_b = np.zeros(b.n, dtype=bool)
+        held_a[ia[hit]] = True
+        held_b[ib[hit]] = True
+        keep &= ~(contained & (held_a[ia] | held_b[ib]))
     score = np.where(mutual, iou, np.maximum(frac_a, frac_b) * np.minimum(frac_a, frac_b) ** 0.5)
     # parent = the side this link is not the best of (the larger side for mutual links)
     share = np.where(mutual, np.minimum(frac_a, frac_b), np.where(best_b, frac_a, frac_b))
@@ -126,6 +143,21 @@ def pair_links(
         share=share[keep],
         child_b=best_b[keep] & ~best_a[keep],
     )
+
+
+def _contested(ia: np.ndarray, ib: np.ndarray, count: np.ndarray, mutual: np.ndarray, n_a: int,
+               n_b: int, contest_share: float) -> np.ndarray:
+    """Per pair: does an object without a mutual partner overlap either side by more than
+    ``contest_share`` of the pair's overlap? (Meaningful for the mutual pairs.)"""
+    paired_a = np.zeros(n_a, dtype=bool)
+    paired_b = np.zeros(n_b, dtype=bool)
+    paired_a[ia[mutual]] = True
+    paired_b[ib[mutual]] = True
+    rival_of_b = np.zeros(n_b, dtype=np.int64)  # largest overlap of each b with an unpaired a
+    rival_of_a = np.zeros(n_a, dtype=np.int64)
+    np.maximum.at(rival_of_b, ib[~paired_a[ia]], count[~paired_a[ia]])
+    np.maximum.at(rival_of_a, ia[~paired_b[ib]], count[~paired_b[ib]])
+    return np.maximum(rival_of_b[ib], rival_of_a[ia]) > contest_share * count
 
 
 def resolve_links(
@@ -196,7 +228,7 @@ def resolve_links(
             x = parent[x]
         return x
 
-    weak = np.flatnonzero(~strong)
+    weak = np.flatnonzero(~strong & (kind != KIND_CONTESTED))
     order = weak[np.lexsort((dst[weak], src[weak], -score[weak]))]
     for e, s, d, sh, cb in zip(
         order.tolist(), src[order].tolist(), dst[order].tolist(), share[order].tolist(),

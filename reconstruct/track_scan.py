@@ -23,7 +23,7 @@ from dendrosam.errors import LabelError
 from .align import (affine_from_objects, boundary_map, compose, correlation_shift, is_identity,
                     phase_correlation_shift, translation)
 from .overlap import SectionObjects, contingency, section_objects, warp_image
-from .track_links import KIND_MUTUAL, PairLinks, pair_links
+from .track_links import KIND_CONTESTED, KIND_MUTUAL, PairLinks, pair_links
 
 __all__ = ["ScanResult", "scan_sections", "read_section"]
 
@@ -182,8 +182,9 @@ def scan_sections(labels2d: Any, z0: int, z1: int, config: Any) -> ScanResult:
                 contain_fraction=config.contain_fraction,
                 min_overlap=config.min_overlap,
                 gap_min_score=config.gap_min_score,
+                contest_share=config.contest_share,
             )
-            mutual = links.kind == KIND_MUTUAL
+            mutual = (links.kind == KIND_MUTUAL) | (links.kind == KIND_CONTESTED)
             free_fwd[za][links.ia[mutual]] = False
             free_bwd[links.ib[mutual]] = False
             if d == 1 and z >= z0:

@@ -51,6 +51,30 @@ def test_tracker_quality_gt_continuity_counts_inner_endings():
     assert module.gt_continuity(gt) == [(1, 1, 1), (2, 0, 0)]
 
 
+def test_tracker_quality_finds_the_wrong_link_and_removes_it():
+    """v (GT id 2) overlaps A (GT 1) more than B (GT 2), its own past: one wrong link, merge 0 without it."""
+    import importlib.util
+
+    import numpy as np
+
+    from dendrosam.reconstruct.tracking import track
+
+    spec = importlib.util.spec_from_file_location("tracker_quality", EXAMPLES / "tracker_quality.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    gt = np.zeros((3, 8, 32), np.uint16)
+    gt[:2, 2:6, 2:10] = 1
+    gt[:2, 2:6, 12:22] = 2
+    gt[2, 2:6, 4:16] = 2
+    labels2d = module.per_section(gt, "a")
+    result = track(labels2d, (40, 10, 10))
+    c = module.wrong_links(gt, labels2d, result)
+    assert int(c["wrong"].sum()) == 1 and not c["shifted"].any() and not c["end_begin"].any()
+    rows = {name: (n, m) for name, n, m in module.merge_sources(gt, labels2d, result)}
+    assert rows["as tracked"][1]["vi_merge"] > 0.5
+    assert rows["without every wrong link"][0] == 1 and rows["without every wrong link"][1]["vi_merge"] == 0.0
+
+
 def test_joins_quality_links_one_stack_six_ways(tmp_path):
     """Two straight tubes in perfect 2D labels: every linking recovers them exactly (VI 0, ARAND 0)."""
     import importlib.util

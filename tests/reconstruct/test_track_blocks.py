@@ -110,9 +110,9 @@ def _overlap_components(stack: np.ndarray, reach: int) -> dict:
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
-@given(stack=label_stacks, gap=st.integers(0, 2), align=st.booleans())
-def test_random_labels_properties(stack, gap, align):
-    result = track(stack, (40, 4, 4), TrackConfig(gap=gap, align=align))
+@given(stack=label_stacks, gap=st.integers(0, 2), align=st.booleans(), contest=st.sampled_from([1.0, 0.5]))
+def test_random_labels_properties(stack, gap, align, contest):
+    result = track(stack, (40, 4, 4), TrackConfig(gap=gap, align=align, contest_share=contest))
     labels = result.labels
     # background preserved, ids consecutive 1..n
     np.testing.assert_array_equal(labels == 0, stack == 0)

@@ -44,6 +44,8 @@ def test_track_cli_errors_are_one_line(tmp_path, stack_file, capsys):
     path, _ = stack_file
     assert main(["track", str(tmp_path / "missing.tif"), "--out", str(tmp_path / "o.zarr")]) == 2
     assert main(["track", str(path), "--out", str(tmp_path / "o.zarr"), "--gap", "-1"]) == 2
+    assert main(["track", str(path), "--out", str(tmp_path / "o.zarr"), "--contest-share", "1.5"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and all(line.startswith("dendrosam: error: ") for line in err)
-    assert "missing.tif" in err[0] and "--gap" in err[1]
+    assert len(err) == 3 and all(line.startswith("dendrosam: error: ") for line in err)
+    assert "missing.tif" in err[0] and "--gap" in err[1] and "contest_share" in err[2]
+    assert not (tmp_path / "o.zarr").exists()
