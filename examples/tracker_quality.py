@@ -17,10 +17,11 @@ tracker only compensates translations; "track, affine alignment" is
 ``TrackConfig(align_model="affine")``). The perturbed voxels are removed from the GT too (a missing object
 cannot be tracked), so the figures measure the linking only. Baselines: "greedy" links every 2D
 object to the previous section's object of largest IoU; "all" joins every overlapping pair.
-"track + chain joins" is the tracker with ``TrackConfig(join_chains=True)``; "contested refused" is
-``TrackConfig(contest_share=0.5)`` (a mutual link that a chain end without a partner competes for is
-refused). The last tables say where ISBI's VI merge comes from: the accepted links that join two
-GT ids, by kind, and the figures with each kind removed using the GT (a diagnosis, not a method).
+"track + chain joins" is the tracker with ``TrackConfig(join_chains=True)``; "per-neuron masks" is
+``TrackConfig.per_neuron_masks()`` (a mutual link that a chain end without a partner competes for is
+refused, and no branch starts join co-existing chains). The last tables say where ISBI's VI merge comes
+from: the accepted links that join two GT ids, by kind, and the figures with each kind removed using the
+GT (a diagnosis, not a method).
 Defaults were chosen on medulla x < 125 and ISBI z 0-9; medulla x >= 125 and ISBI z 10-19 are
 the held-out rows. Metrics (``dendrosam.reconstruct.evaluate``) over GT foreground voxels: VI split = H(seg|gt),
 VI merge = H(gt|seg) in bits, and the adapted Rand error.
@@ -215,8 +216,8 @@ def main(data_dir: Path) -> None:
     config = TrackConfig()
     joins = TrackConfig(join_chains=True)
     affine = TrackConfig(align_model="affine")
-    contest = TrackConfig(contest_share=0.5)
-    contest_affine = TrackConfig(contest_share=0.5, align_model="affine")
+    contest = TrackConfig.per_neuron_masks()
+    contest_affine = TrackConfig.per_neuron_masks(align_model="affine")
     print("| volume | input | method | VI split | VI merge | VI | ARAND | objects |")
     print("|---|---|---|---|---|---|---|---|")
     for name, (gt, vs) in volumes.items():
@@ -226,8 +227,8 @@ def main(data_dir: Path) -> None:
             rows.append((f"({mode})", "track", gt, track(seg2d, vs, config).labels))
             rows.append((f"({mode})", "track + chain joins", gt, track(seg2d, vs, joins).labels))
             rows.append((f"({mode})", "track, affine alignment", gt, track(seg2d, vs, affine).labels))
-            rows.append((f"({mode})", "track, contested refused", gt, track(seg2d, vs, contest).labels))
-            rows.append((f"({mode})", "track, contested refused, affine", gt,
+            rows.append((f"({mode})", "track, per-neuron masks", gt, track(seg2d, vs, contest).labels))
+            rows.append((f"({mode})", "track, per-neuron masks, affine", gt,
                          track(seg2d, vs, contest_affine).labels))
             rows.append((f"({mode})", "greedy IoU", gt, baseline(seg2d, join_all=False)))
             if mode == "b":
@@ -241,7 +242,7 @@ def main(data_dir: Path) -> None:
                              track(seg_p, vs, joins).labels))
                 rows.append((f"(b)+{kind}", "track, affine alignment", gt_p,
                              track(seg_p, vs, affine).labels))
-                rows.append((f"(b)+{kind}", "track, contested refused", gt_p,
+                rows.append((f"(b)+{kind}", "track, per-neuron masks", gt_p,
                              track(seg_p, vs, contest).labels))
                 rows.append((f"(b)+{kind}", "greedy IoU", gt_p, baseline(seg_p, join_all=False)))
         for inp, method, g, seg in rows:
@@ -250,7 +251,7 @@ def main(data_dir: Path) -> None:
             print(f"| {name} | {inp} | {method} | {m['vi_split']:.3f} | {m['vi_merge']:.3f} | "
                   f"{m['vi_split'] + m['vi_merge']:.3f} | {m['arand']:.3f} | {n_obj} |")
     isbi_a = per_section(isbi, "a")
-    for label, cfg in (("default", config), ("contest_share 0.5", contest)):
+    for label, cfg in (("default", config), ("per-neuron masks", contest)):
         result = track(isbi_a, (50, 4, 4), cfg)
         c = wrong_links(isbi, isbi_a, result)
         print(f"\nISBI (a), {label}: {int(c['wrong'].sum())} of {c['wrong'].size} accepted links join two GT ids; "

@@ -39,12 +39,14 @@ def register(subparsers: Any) -> None:
                    help="how sections are aligned where overlaps collapse: whole-pixel shifts "
                         "(default) or shifts refined into affine transforms (compressed, stretched "
                         "or slightly rotated sections)")
-    p.add_argument("--contest-share", type=float, default=1.0, metavar="S",
+    p.add_argument("--per-neuron-masks", action="store_true",
+                   help="the masks have one 2D object per neuron and section (proofread or GT-derived; a "
+                        "branch is one object of several pieces): refuse contested links and never join "
+                        "co-existing chains through a one-sided link (TrackConfig.per_neuron_masks)")
+    p.add_argument("--contest-share", type=float, default=None, metavar="S",
                    help="refuse a mutual best overlap when an object without a partner overlaps one of "
                         "its two objects by more than S times the pair's own overlap (two chain ends "
-                        "competing for one object: either answer may merge two neurites); 0.5 suits "
-                        "clean masks, one 2D object per neuron and section; default 1 = never refuse "
-                        "(on fragmented masks the competitor is mostly another piece of the same neuron)")
+                        "competing for one object); default 1 = never, 0.5 with --per-neuron-masks")
     p.add_argument("--joins", default="none", metavar="MODEL",
                    help="after tracking, merge objects with a learned join model: 'default' (the "
                         "shipped one), a .npz from train-joins, or 'none' (default; needs --image)")
@@ -97,10 +99,11 @@ def run_track(args: argparse.Namespace) -> int:
         raise ConfigError(f"--block-size must be >= 1, got {args.block_size}")
     if not args.contact_weight > 0:
         raise ConfigError(f"--contact-weight must be > 0, got {args.contact_weight}")
-    config = TrackConfig(gap=args.gap, min_z_extent=args.min_z_extent,
-                         drop_short=args.min_z_extent > 1, align=not args.no_align,
-                         align_model=args.align_model,
-                         contest_share=args.contest_share)
+    settings = dict(gap=args.gap, min_z_extent=args.min_z_extent, drop_short=args.min_z_extent > 1,
+                    align=not args.no_align, align_model=args.align_model)
+    if args.contest_share is not None:
+        settings["contest_share"] = args.contest_share
+    config = (TrackConfig.per_neuron_masks if args.per_neuron_masks else TrackConfig)(**settings)
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise OutputError(f"{out}: already exists; pass --overwrite to replace it")

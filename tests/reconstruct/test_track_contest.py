@@ -91,8 +91,39 @@ def test_bundled_ground_truth_figures():
     gt = tifffile.imread(demo_data()["neurons"])
     per_section = np.stack([fastremap.renumber(s.astype(np.uint32), in_place=False)[0] for s in gt])
     figures = {}
-    for share in (1.0, 0.5):
-        labels = track(per_section, (40, 10, 10), TrackConfig(contest_share=share)).labels
+    for name, config in (("default", TrackConfig()), ("contest", TrackConfig(contest_share=0.5)),
+                         ("per-neuron", TrackConfig.per_neuron_masks())):
+        labels = track(per_section, (40, 10, 10), config).labels
         m = evaluate(gt, labels, ignore_background=True).to_dict()
-        figures[share] = (round(m["voi_split"], 3), round(m["voi_merge"], 3))
-    assert figures == {1.0: (0.090, 0.080), 0.5: (0.167, 0.004)}
+        figures[name] = (round(m["voi_split"], 3), round(m["voi_merge"], 3))
+    assert figures == {"default": (0.090, 0.080), "contest": (0.167, 0.004), "per-neuron": (0.168, 0.004)}
+
+
+def test_per_neuron_masks_settings_and_branch_starts():
+    """A new object inside a parent's footprint (not contested: 60 px against the parent's own 130)
+    joins the parent as a branch start by default; with per-neuron masks it is another neuron."""
+    config = TrackConfig.per_neuron_masks(gap=2)
+    assert (config.contest_share, config.start_share, config.gap) == (0.5, 1.0, 2)
+    assert TrackConfig.per_neuron_masks(contest_share=0.4).contest_share == 0.4
+    stack = np.zeros((2, 12, 24), np.uint16)
+    stack[0, 0:10, 0:20] = 1
+    stack[1, 0:10, 0:13] = 4
+    stack[1, 0:10, 14:20] = 9
+    assert track(stack, (40, 10, 10)).n_objects == 1
+    assert track(stack, (40, 10, 10), TrackConfig(contest_share=0.5)).n_objects == 1
+    assert track(stack, (40, 10, 10), config).n_objects == 2
+
+
+def test_cli_per_neuron_masks(tmp_path):
+    import tifffile
+    import zarr
+
+    from dendrosam.cli import main
+
+    path = tmp_path / "two_ends.tif"
+    tifffile.imwrite(path, _two_ends(4), photometric="minisblack")
+    for flags, n_objects in (([], 2), (["--per-neuron-masks"], 3), (["--per-neuron-masks", "--contest-share", "1"], 2)):
+        out = tmp_path / f"run{len(flags)}.zarr"
+        assert main(["track", str(path), "--out", str(out), "--voxel-size", "40", "10", "10", *flags]) == 0
+        labels = np.asarray(zarr.open(str(out), mode="r")["labels/tracks/0"])
+        assert int(labels.max()) == n_objects
