@@ -147,18 +147,40 @@ def test_affine_alignment_cost():
     sections = np.stack([stack[z] for z in range(depth)])
     for z in range(2, depth, 5):
         sections[z] = ndimage.rotate(sections[z], 3.0, reshape=False, order=0, mode="constant")
-    times, results = {}, {}
-    for model in ("translation", "affine"):
-        config = TrackConfig(align_model=model)
-        track(sections[:3], (40, 10, 10), config)  # warm-up
-        times[model] = np.inf
-        for _ in range(3):
-            t0 = time.perf_counter()
-            results[model] = track(sections, (40, 10, 10), config)
-            times[model] = min(times[model], time.perf_counter() - t0)
+    times, results = _time_configs(sections, {m: TrackConfig(align_model=m) for m in ("translation", "affine")})
     warped = int((results["affine"].warps[:, :, :2] != np.eye(2)).any(axis=(1, 2)).sum())
     print(f"\n1024x1024 px, {depth} sections, 4 rotated: translation {depth / times['translation']:.2f} "
           f"sections/s ({results['translation'].n_objects} 3D objects), affine "
           f"{depth / times['affine']:.2f} sections/s ({results['affine'].n_objects} 3D objects, {warped} "
           f"pairs warped) -> {times['affine'] / times['translation']:.2f}x the time")
     assert warped >= 4
+
+
+def _time_configs(sections: np.ndarray, configs: dict) -> tuple[dict, dict]:
+    """Best of three runs of ``track`` per named config (after a warm-up), runs interleaved."""
+    times = dict.fromkeys(configs, np.inf)
+    results = {}
+    for config in configs.values():
+        track(sections[:3], (40, 10, 10), config)
+    for _ in range(3):
+        for name, config in configs.items():
+            t0 = time.perf_counter()
+            results[name] = track(sections, (40, 10, 10), config)
+            times[name] = min(times[name], time.perf_counter() - t0)
+    return times, results
+
+
+def test_per_neuron_masks_cost():
+    """``TrackConfig.per_neuron_masks()`` (contested links, no branch starts) against the default."""
+    from dendrosam.reconstruct.tracking import TrackConfig
+
+    depth = 20
+    stack = SyntheticStack(depth, 4, 31)
+    sections = np.stack([stack[z] for z in range(depth)])
+    times, results = _time_configs(sections, {"default": TrackConfig(),
+                                              "per-neuron": TrackConfig.per_neuron_masks()})
+    print(f"\n1024x1024 px, {depth} sections: default {depth / times['default']:.2f} sections/s "
+          f"({results['default'].n_objects} 3D objects), per-neuron masks {depth / times['per-neuron']:.2f} "
+          f"sections/s ({results['per-neuron'].n_objects} 3D objects) -> "
+          f"{times['per-neuron'] / times['default']:.2f}x the time")
+    assert results["per-neuron"].n_objects >= results["default"].n_objects
