@@ -182,7 +182,8 @@ def resolve_links(
     node_z : numpy.ndarray
         (n_nodes,) section index of every node.
     src, dst, kind, score : numpy.ndarray
-        Candidate links (node indices, :data:`KIND_MUTUAL` / :data:`KIND_CONTAINED`, score).
+        Candidate links (node indices, :data:`KIND_MUTUAL` / :data:`KIND_CONTAINED` /
+        :data:`KIND_CONTESTED`, which is never accepted, score).
     share : numpy.ndarray
         For contained links, ``overlap / size_parent``: how much of the parent the child takes.
     mutual_min_score : float

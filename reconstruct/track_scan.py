@@ -184,9 +184,9 @@ def scan_sections(labels2d: Any, z0: int, z1: int, config: Any) -> ScanResult:
                 gap_min_score=config.gap_min_score,
                 contest_share=config.contest_share,
             )
-            mutual = (links.kind == KIND_MUTUAL) | (links.kind == KIND_CONTESTED)
-            free_fwd[za][links.ia[mutual]] = False
-            free_bwd[links.ib[mutual]] = False
+            paired = (links.kind == KIND_MUTUAL) | (links.kind == KIND_CONTESTED)
+            free_fwd[za][links.ia[paired]] = False
+            free_bwd[links.ib[paired]] = False
             if d == 1 and z >= z0:
                 pair_shift[z - z0] = shift
                 pair_warp[z - z0] = warp

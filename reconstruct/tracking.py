@@ -77,8 +77,9 @@ class TrackConfig:
         fraction of the pair's own overlap (two chain ends compete for one object, or one end
         for two: whichever wins, the link may merge two neurites, the worst error; refusing
         costs a split). 1 (the default) never refuses. For clean masks, one 2D object per
-        neuron and section (proofread or GT-derived; :meth:`per_neuron_masks`), 0.5 is the setting chosen on medulla
-        x < 125 and ISBI z 0-9: VI split / merge 0.029 / 0.027 -> 0.050 / 0.003 and
+        neuron and section (proofread or GT-derived; :meth:`per_neuron_masks`), 0.5 is the
+        setting chosen on medulla x < 125 and ISBI z 0-9: VI split / merge 0.029 / 0.027 ->
+        0.050 / 0.003 and
         0.081 / 0.041 -> 0.110 / 0.019, about the same total VI with far fewer merges (0.4,
         0.6 and 0.7 scored a larger total VI). Off by default because on fragmented masks
         (several 2D objects per neuron and section, as segmenters produce) the competitor is
@@ -145,11 +146,12 @@ class TrackConfig:
 
         There a branch is one 2D object of several pieces, so two objects that overlap one object of
         the next section are different neurons: contested links are refused (``contest_share=0.5``)
-        and a one-sided link never joins two chains that co-exist (``start_share=1``, no branch
-        starts). On ISBI z 0-9 with GT ids per section the second rule lowered VI merge
-        0.019 -> 0.015 at no split cost (medulla x < 125 unchanged). ``changes`` override fields.
+        and a one-sided link never joins two chains that co-exist (``start_share=1``,
+        ``branch_share=1``: no branch starts or splits). On ISBI z 0-9 with GT ids per section the
+        second rule lowered VI merge 0.019 -> 0.015 at no split cost (medulla x < 125 unchanged).
+        ``changes`` override fields.
         """
-        return cls(**{"contest_share": 0.5, "start_share": 1.0, **changes})
+        return cls(**{"contest_share": 0.5, "start_share": 1.0, "branch_share": 1.0, **changes})
 
     def __post_init__(self) -> None:
         ints = {"gap": 0, "min_z_extent": 1, "min_overlap": 1, "min_shift": 1}
