@@ -205,7 +205,8 @@ def main(data_dir: Path) -> None:
 
     from dendrosam.reconstruct.tracking import TrackConfig, track
 
-    med = tifffile.imread(data_dir / "medulla_fib" / "neurons_z000-124.ome.tif")[::4]
+    med_cube = tifffile.imread(data_dir / "medulla_fib" / "neurons_z000-124.ome.tif")
+    med = med_cube[::4]
     isbi = tifffile.imread(data_dir / "isbi2012_sstem" / "neurites_z00-19.ome.tif")
     volumes = {
         "medulla 40nm": (med, (40, 10, 10)),
@@ -214,6 +215,7 @@ def main(data_dir: Path) -> None:
         "ISBI": (isbi, (50, 4, 4)),
         "ISBI z0-9": (isbi[:10], (50, 4, 4)),
         "ISBI z10-19": (isbi[10:], (50, 4, 4)),
+        **{f"medulla [{k}::4]": (med_cube[k::4], (40, 10, 10)) for k in (1, 2, 3)},  # the other 40 nm stacks
     }
     # never used to choose a setting: pinky40 (an automatic segmentation of mouse cortex, taken as the
     # truth for the linking alone) and the gala FIB-SEM crop at 40 nm
