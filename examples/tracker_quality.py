@@ -228,8 +228,8 @@ def main(data_dir: Path) -> None:
     config = TrackConfig()
     joins = TrackConfig(join_chains=True)
     affine = TrackConfig(align_model="affine")
-    contest = TrackConfig.per_neuron_masks()
-    contest_affine = TrackConfig.per_neuron_masks(align_model="affine")
+    per_neuron = TrackConfig.per_neuron_masks()
+    per_neuron_affine = TrackConfig.per_neuron_masks(align_model="affine")
     print("| volume | input | method | VI split | VI merge | VI | ARAND | objects |")
     print("|---|---|---|---|---|---|---|---|")
     for name, (gt, vs) in volumes.items():
@@ -239,16 +239,16 @@ def main(data_dir: Path) -> None:
             rows.append((f"({mode})", "track", gt, track(seg2d, vs, config).labels))
             rows.append((f"({mode})", "track + chain joins", gt, track(seg2d, vs, joins).labels))
             rows.append((f"({mode})", "track, affine alignment", gt, track(seg2d, vs, affine).labels))
-            rows.append((f"({mode})", "track, per-neuron masks", gt, track(seg2d, vs, contest).labels))
+            rows.append((f"({mode})", "track, per-neuron masks", gt, track(seg2d, vs, per_neuron).labels))
             rows.append((f"({mode})", "track, per-neuron masks, affine", gt,
-                         track(seg2d, vs, contest_affine).labels))
+                         track(seg2d, vs, per_neuron_affine).labels))
             rows.append((f"({mode})", "greedy IoU", gt, baseline(seg2d, join_all=False)))
             if mode == "b":
                 rows.append((f"({mode})", "all overlaps", gt, baseline(seg2d, join_all=True)))
         if name in ("medulla 40nm", "ISBI"):
             for mode in ("a", "b"):
                 seg2d = per_section(gt, mode)
-                methods = {"track": config, "track, per-neuron masks": contest}
+                methods = {"track": config, "track, per-neuron masks": per_neuron}
                 if mode == "b":
                     methods.update({"track + chain joins": joins, "track, affine alignment": affine})
                 for kind in ("drop5", "missing", "shift20", "rotate4"):
@@ -262,7 +262,7 @@ def main(data_dir: Path) -> None:
             print(f"| {name} | {inp} | {method} | {m['vi_split']:.3f} | {m['vi_merge']:.3f} | "
                   f"{m['vi_split'] + m['vi_merge']:.3f} | {m['arand']:.3f} | {n_obj} |")
     isbi_a = per_section(isbi, "a")
-    for label, cfg in (("default", config), ("per-neuron masks", contest)):
+    for label, cfg in (("default", config), ("per-neuron masks", per_neuron)):
         result = track(isbi_a, (50, 4, 4), cfg)
         c = wrong_links(isbi, isbi_a, result)
         print(f"\nISBI (a), {label}: {int(c['wrong'].sum())} of {c['wrong'].size} accepted links join two GT ids; "
