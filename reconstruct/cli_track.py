@@ -35,18 +35,23 @@ def register(subparsers: Any) -> None:
                    help="scan the stack in z-blocks of N sections (same result, bounded work per block)")
     p.add_argument("--no-align", action="store_true",
                    help="do not estimate or compensate section shifts")
-    p.add_argument("--align-model", choices=ALIGN_MODELS, default="translation",
+    p.add_argument("--align-model", choices=ALIGN_MODELS, default=None,
                    help="how sections are aligned where overlaps collapse: whole-pixel shifts "
                         "(default) or shifts refined into affine transforms (compressed, stretched "
-                        "or slightly rotated sections)")
+                        "or slightly rotated sections; the default with --per-neuron-masks)")
     p.add_argument("--per-neuron-masks", action="store_true",
                    help="the masks have one 2D object per neuron and section (proofread or GT-derived; a "
                         "branch is one object of several pieces): refuse contested links and never join "
-                        "co-existing chains through a one-sided link (TrackConfig.per_neuron_masks)")
+                        "co-existing chains through a one-sided link, bridge a section only where it is "
+                        "empty, align affinely (TrackConfig.per_neuron_masks)")
     p.add_argument("--contest-share", type=float, default=None, metavar="S",
                    help="refuse a mutual best overlap when an object without a partner overlaps one of "
                         "its two objects by more than S times the pair's own overlap (two chain ends "
                         "competing for one object); default 1 = never, 0.5 with --per-neuron-masks")
+    p.add_argument("--gap-empty-fraction", type=float, default=None, metavar="F",
+                   help="bridge a skipped section only for objects with at least this fraction of their "
+                        "pixels on background there (a missing or failed section); default 0 = always, "
+                        "0.5 with --per-neuron-masks")
     p.add_argument("--joins", default="none", metavar="MODEL",
                    help="after tracking, merge objects with a learned join model: 'default' (the "
                         "shipped one), a .npz from train-joins, or 'none' (default; needs --image)")
@@ -100,9 +105,10 @@ def run_track(args: argparse.Namespace) -> int:
     if not args.contact_weight > 0:
         raise ConfigError(f"--contact-weight must be > 0, got {args.contact_weight}")
     settings = dict(gap=args.gap, min_z_extent=args.min_z_extent, drop_short=args.min_z_extent > 1,
-                    align=not args.no_align, align_model=args.align_model)
-    if args.contest_share is not None:
-        settings["contest_share"] = args.contest_share
+                    align=not args.no_align)
+    for name in ("align_model", "contest_share", "gap_empty_fraction"):
+        if getattr(args, name) is not None:
+            settings[name] = getattr(args, name)
     config = (TrackConfig.per_neuron_masks if args.per_neuron_masks else TrackConfig)(**settings)
     out = Path(args.out)
     if out.exists() and not args.overwrite:

@@ -145,6 +145,7 @@ def scan_sections(labels2d: Any, z0: int, z1: int, config: Any) -> ScanResult:
     start = max(0, z0 - gap - 1)  # the farthest pair reaching z0 starts there
     window: deque[tuple[int, SectionObjects]] = deque(maxlen=gap + 1)
     free_fwd: dict[int, np.ndarray] = {}  # z -> objects without a mutual forward partner yet
+    empty_fwd: dict[int, np.ndarray] = {}  # z -> fraction of each object on background in z + 1
     node_cols: dict[str, list[np.ndarray]] = {k: [] for k in ("z", "id", "size", "cy", "cx", "bbox")}
     link_cols: dict[str, list[np.ndarray]] = {
         k: [] for k in ("za", "ia", "zb", "ib", "overlap", "frac_a", "frac_b", "kind", "score", "share", "child_b", "dy", "dx")
@@ -160,6 +161,7 @@ def scan_sections(labels2d: Any, z0: int, z1: int, config: Any) -> ScanResult:
                              f"section {z - 1} has {window[-1][1].dense.shape}")
         free_bwd = np.ones(b.n, dtype=bool)
         free_fwd[z] = np.ones(b.n, dtype=bool)
+        empty_bwd = np.ones(b.n)
         for za, a in reversed(window):  # nearest section first: d = 1, 2, ...
             d = z - za
             gap_pair = d > 1
@@ -175,10 +177,12 @@ def scan_sections(labels2d: Any, z0: int, z1: int, config: Any) -> ScanResult:
                 table = contingency(a.dense, moved)
             if d == 1:
                 step[z] = warp if a.n and b.n else None
+                empty_fwd[za] = _empty_fraction(table[0], table[2], a.size)
+                empty_bwd = _empty_fraction(table[1], table[2], b.size)
             links: PairLinks = pair_links(
                 a, b, za, z, table,
-                free_a=free_fwd[za] if gap_pair else None,
-                free_b=free_bwd if gap_pair else None,
+                free_a=_bridgeable(free_fwd[za], empty_fwd.get(za), config) if gap_pair else None,
+                free_b=_bridgeable(free_bwd, empty_bwd, config) if gap_pair else None,
                 contain_fraction=config.contain_fraction,
                 min_overlap=config.min_overlap,
                 gap_min_score=config.gap_min_score,
@@ -211,6 +215,7 @@ def scan_sections(labels2d: Any, z0: int, z1: int, config: Any) -> ScanResult:
                 node_cols[key].append(val)
         window.append((z, b))
         free_fwd.pop(z - gap - 1, None)
+        empty_fwd.pop(z - gap - 1, None)
         step.pop(z - gap, None)
     nodes = {k: _cat(v, 2 if k == "bbox" else 1) for k, v in node_cols.items()}
     links_out = {k: _cat(v, 1) for k, v in link_cols.items()}
@@ -218,6 +223,22 @@ def scan_sections(labels2d: Any, z0: int, z1: int, config: Any) -> ScanResult:
     return ScanResult(z0=z0, z1=z1, nodes=nodes, links=links_out, pair_shift=pair_shift,
                       overlaps=overlaps, pair_warp=pair_warp)
 
+
+
+def _empty_fraction(index: np.ndarray, count: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """Per object: the fraction of its pixels on background (or outside the field) in the other
+    section of a contingency table."""
+    if not size.size:
+        return np.ones(0)
+    return 1.0 - np.bincount(index, weights=count, minlength=size.size) / size
+
+
+def _bridgeable(free: np.ndarray, empty: np.ndarray | None, config: Any) -> np.ndarray:
+    """Objects that may take a gap link: no partner at a smaller distance and, with
+    ``config.gap_empty_fraction``, mostly background in the neighbouring section they skip."""
+    if empty is None or config.gap_empty_fraction <= 0:
+        return free
+    return free & (empty >= config.gap_empty_fraction)
 
 
 def _cat(parts: list[np.ndarray], ndim: int) -> np.ndarray:

@@ -138,15 +138,10 @@ def test_affine_alignment_cost():
     1024 x 1024 sections (4 x 4 Voronoi tiles), every fifth section rotated by 3 degrees about
     its centre, so both models search for a shift there and the affine one also fits and warps.
     """
-    from scipy import ndimage
-
     from dendrosam.reconstruct.tracking import TrackConfig
 
     depth = 20
-    stack = SyntheticStack(depth, 4, 31)
-    sections = np.stack([stack[z] for z in range(depth)])
-    for z in range(2, depth, 5):
-        sections[z] = ndimage.rotate(sections[z], 3.0, reshape=False, order=0, mode="constant")
+    sections = _rotated_sections(depth)
     times, results = _time_configs(sections, {m: TrackConfig(align_model=m) for m in ("translation", "affine")})
     warped = int((results["affine"].warps[:, :, :2] != np.eye(2)).any(axis=(1, 2)).sum())
     print(f"\n1024x1024 px, {depth} sections, 4 rotated: translation {depth / times['translation']:.2f} "
@@ -154,6 +149,17 @@ def test_affine_alignment_cost():
           f"{depth / times['affine']:.2f} sections/s ({results['affine'].n_objects} 3D objects, {warped} "
           f"pairs warped) -> {times['affine'] / times['translation']:.2f}x the time")
     assert warped >= 4
+
+
+def _rotated_sections(depth: int) -> np.ndarray:
+    """1024 x 1024 Voronoi sections (4 x 4 tiles), every fifth one rotated by 3 degrees about its centre."""
+    from scipy import ndimage
+
+    stack = SyntheticStack(depth, 4, 31)
+    sections = np.stack([stack[z] for z in range(depth)])
+    for z in range(2, depth, 5):
+        sections[z] = ndimage.rotate(sections[z], 3.0, reshape=False, order=0, mode="constant")
+    return sections
 
 
 def _time_configs(sections: np.ndarray, configs: dict) -> tuple[dict, dict]:
@@ -171,16 +177,21 @@ def _time_configs(sections: np.ndarray, configs: dict) -> tuple[dict, dict]:
 
 
 def test_per_neuron_masks_cost():
-    """``TrackConfig.per_neuron_masks()`` (contested links, no branch starts) against the default."""
+    """``TrackConfig.per_neuron_masks()`` against the default, on aligned sections (the linking
+    rules alone) and on the stack with rotated sections (where the preset also fits affine transforms)."""
     from dendrosam.reconstruct.tracking import TrackConfig
 
     depth = 20
     stack = SyntheticStack(depth, 4, 31)
-    sections = np.stack([stack[z] for z in range(depth)])
-    times, results = _time_configs(sections, {"default": TrackConfig(),
-                                              "per-neuron": TrackConfig.per_neuron_masks()})
-    print(f"\n1024x1024 px, {depth} sections: default {depth / times['default']:.2f} sections/s "
-          f"({results['default'].n_objects} 3D objects), per-neuron masks {depth / times['per-neuron']:.2f} "
-          f"sections/s ({results['per-neuron'].n_objects} 3D objects) -> "
-          f"{times['per-neuron'] / times['default']:.2f}x the time")
-    assert results["per-neuron"].n_objects >= results["default"].n_objects
+    configs = {"default": TrackConfig(), "per-neuron": TrackConfig.per_neuron_masks()}
+    for what, sections in (("aligned", np.stack([stack[z] for z in range(depth)])),
+                           ("4 rotated", _rotated_sections(depth))):
+        times, results = _time_configs(sections, configs)
+        print(f"\n1024x1024 px, {depth} sections, {what}: default {depth / times['default']:.2f} sections/s "
+              f"({results['default'].n_objects} 3D objects), per-neuron masks "
+              f"{depth / times['per-neuron']:.2f} sections/s ({results['per-neuron'].n_objects} 3D objects) -> "
+              f"{times['per-neuron'] / times['default']:.2f}x the time")
+        if what == "aligned":
+            assert results["per-neuron"].n_objects >= results["default"].n_objects
+        else:  # the affine fits undo the rotations the default's translations cannot
+            assert results["per-neuron"].n_objects < results["default"].n_objects

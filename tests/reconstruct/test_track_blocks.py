@@ -37,10 +37,11 @@ def _edges(graph: nx.Graph) -> set:
     return {(min(u, v), max(u, v), tuple(sorted(d.items()))) for u, v, d in graph.edges(data=True)}
 
 
+@pytest.mark.parametrize("preset", [TrackConfig, TrackConfig.per_neuron_masks])
 @pytest.mark.parametrize("gap", [0, 1, 2])
 @pytest.mark.parametrize("block_size", [1, 2, 3, 5, 13])
-def test_blocks_equal_whole_volume(hard_stack, block_size, gap):
-    config = TrackConfig(gap=gap)
+def test_blocks_equal_whole_volume(hard_stack, block_size, gap, preset):
+    config = preset(gap=gap)
     whole = track(hard_stack, (40, 10, 10), config)
     blocks = track_blocks(hard_stack, block_size, (40, 10, 10), config)
     np.testing.assert_array_equal(blocks.labels, whole.labels)
@@ -110,9 +111,11 @@ def _overlap_components(stack: np.ndarray, reach: int) -> dict:
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
-@given(stack=label_stacks, gap=st.integers(0, 2), align=st.booleans(), contest=st.sampled_from([1.0, 0.5]))
-def test_random_labels_properties(stack, gap, align, contest):
-    result = track(stack, (40, 4, 4), TrackConfig(gap=gap, align=align, contest_share=contest))
+@given(stack=label_stacks, gap=st.integers(0, 2), align=st.booleans(), contest=st.sampled_from([1.0, 0.5]),
+       empty=st.sampled_from([0.0, 0.5]))
+def test_random_labels_properties(stack, gap, align, contest, empty):
+    config = TrackConfig(gap=gap, align=align, contest_share=contest, gap_empty_fraction=empty)
+    result = track(stack, (40, 4, 4), config)
     labels = result.labels
     # background preserved, ids consecutive 1..n
     np.testing.assert_array_equal(labels == 0, stack == 0)

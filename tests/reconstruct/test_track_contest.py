@@ -103,7 +103,8 @@ def test_per_neuron_masks_settings_and_branch_starts():
     """A new object inside a parent's footprint (not contested: 60 px against the parent's own 130)
     joins the parent as a branch start by default; with per-neuron masks it is another neuron."""
     config = TrackConfig.per_neuron_masks(gap=2)
-    assert (config.contest_share, config.start_share, config.branch_share, config.gap) == (0.5, 1.0, 1.0, 2)
+    assert (config.contest_share, config.start_share, config.branch_share, config.gap_empty_fraction,
+            config.align_model, config.gap) == (0.5, 1.0, 1.0, 0.5, "affine", 2)
     assert TrackConfig.per_neuron_masks(contest_share=0.4).contest_share == 0.4
     stack = np.zeros((2, 12, 24), np.uint16)
     stack[0, 0:10, 0:20] = 1
