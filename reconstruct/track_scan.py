@@ -7,7 +7,9 @@ the objects of ``[z0, z1)`` and the pairs whose later section lies in ``[z0, z1)
 concatenation of the blocks' outputs equals the output of one pass over the whole stack.
 Gap pairs reuse the measured neighbour shifts (their sum, or the composition of the affine
 transforms) instead of estimating their own, unless a section in between has no objects (a
-missing section: then they are estimated).
+missing section: then they are estimated, and where no candidate shift raises the overlap
+consistency enough, the candidates are refined by hill-climbing the mean best IoU per object,
+:func:`.align.climb_shift`).
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ import numpy as np
 
 from dendrosam.errors import LabelError
 
-from .align import (affine_from_objects, boundary_map, compose, correlation_shift, is_identity,
-                    phase_correlation_shift, translation)
+from .align import (affine_from_objects, boundary_map, climb_shift, compose, correlation_shift, is_identity,
+                    match_score, phase_correlation_shift, translation)
 from .overlap import SectionObjects, contingency, section_objects, warp_image
 from .track_links import KIND_CONTESTED, KIND_MUTUAL, PairLinks, pair_links
 
@@ -84,7 +86,8 @@ def _consistency(a_size: np.ndarray, b_size: np.ndarray, table: Table) -> float:
     return max(float(np.sum(sq / b_size[ib])) / total_a, float(np.sum(sq / a_size[ia])) / total_b)
 
 
-def _align_pair(a: SectionObjects, b: SectionObjects, config: Any) -> tuple[tuple[int, int], np.ndarray, Table]:
+def _align_pair(a: SectionObjects, b: SectionObjects, config: Any,
+                across_gap: bool = False) -> tuple[tuple[int, int], np.ndarray, Table]:
     """The shift for ``b``, the transform applied, and the contingency of ``a`` with ``b`` moved.
 
     The unshifted table is computed first; only when its consistency is below
@@ -94,8 +97,10 @@ def _align_pair(a: SectionObjects, b: SectionObjects, config: Any) -> tuple[tupl
     shifts smaller than ``config.min_shift`` pixels are never applied. With
     ``config.align_model == "affine"`` the result is then refined by
     :func:`.affine_from_objects`, kept under the same rule (and only if it beats the shift).
+    ``across_gap``: the sections are not neighbours (a missing section lies between them); where
+    no candidate passes, the shift is chosen as :func:`_climb_across_gap` does.
     """
-    shift, table, (base, current) = _translate_pair(a, b, config)
+    shift, table, (base, current) = _translate_pair(a, b, config, across_gap)
     if config.align and config.align_model == "affine" and a.n and b.n and base < config.align_trigger:
         refined = affine_from_objects(a, b, table)
         if refined is not None and _consistency(a.size, b.size, refined[1]) >= max(current, base + config.align_gain):
@@ -103,7 +108,8 @@ def _align_pair(a: SectionObjects, b: SectionObjects, config: Any) -> tuple[tupl
     return shift, translation(*shift), table
 
 
-def _translate_pair(a: SectionObjects, b: SectionObjects, config: Any) -> tuple[tuple[int, int], Table, tuple[float, float]]:
+def _translate_pair(a: SectionObjects, b: SectionObjects, config: Any,
+                    across_gap: bool = False) -> tuple[tuple[int, int], Table, tuple[float, float]]:
     """The translation half of :func:`_align_pair`: the shift, its table, and the consistency
     before and after it (both 1.0 where alignment is off or a section is empty)."""
     table = contingency(a.dense, b.dense)
@@ -113,16 +119,34 @@ def _translate_pair(a: SectionObjects, b: SectionObjects, config: Any) -> tuple[
     if best >= config.align_trigger:
         return (0, 0), table, (best, best)
     ref, mov = boundary_map(a.dense), boundary_map(b.dense)
-    start, shift = best, (0, 0)
-    for cand in {phase_correlation_shift(ref, mov, config.max_shift),
-                 correlation_shift(ref, mov, config.max_shift)}:
+    candidates = {phase_correlation_shift(ref, mov, config.max_shift), correlation_shift(ref, mov, config.max_shift)}
+    start, shift, base_table = best, (0, 0), table
+    for cand in candidates:
         if max(abs(cand[0]), abs(cand[1])) < config.min_shift:
             continue  # within the objects' own motion between sections
         cand_table = contingency(a.dense, warp_image(b.dense, translation(*cand)))
         value = _consistency(a.size, b.size, cand_table)
         if value >= start + config.align_gain and (value, cand) > (best, shift):
             best, shift, table = value, cand, cand_table
+    if across_gap and shift == (0, 0):
+        return _climb_across_gap(a, b, base_table, candidates, config, start)
     return shift, table, (start, best)
+
+
+def _climb_across_gap(a: SectionObjects, b: SectionObjects, table: Table, candidates: set[tuple[int, int]],
+                      config: Any, start: float) -> tuple[tuple[int, int], Table, tuple[float, float]]:
+    """The shift across a missing section where no candidate raised :func:`_consistency` enough:
+    every candidate, and no shift, refined by :func:`.climb_shift`; the best is kept if its
+    :func:`.match_score` beats no shift's by ``config.align_gain`` (and it is at least
+    ``config.min_shift``). Two section thicknesses apart, thin objects barely nest at any shift
+    and the consistency is dominated by the large objects, which overlap themselves whatever the
+    shift; the match score counts every object once. Returns what :func:`_translate_pair` returns."""
+    base = match_score(a.size, b.size, table)
+    climbed = [climb_shift(a, b, cand, config.max_shift) for cand in sorted(candidates | {(0, 0)})]
+    shift, value, moved = max(climbed, key=lambda found: (found[1], found[0]))
+    if value < base + config.align_gain or max(abs(shift[0]), abs(shift[1])) < config.min_shift:
+        return (0, 0), table, (start, start)
+    return shift, moved, (start, _consistency(a.size, b.size, moved))
 
 
 def scan_sections(labels2d: Any, z0: int, z1: int, config: Any) -> ScanResult:
@@ -168,8 +192,8 @@ def scan_sections(labels2d: Any, z0: int, z1: int, config: Any) -> ScanResult:
             if gap_pair and not (free_fwd[za].any() and free_bwd.any()):
                 continue  # nothing left to bridge: no pixel work
             steps = [step.get(zz) for zz in range(za + 1, z + 1)] if gap_pair else [None]
-            if any(s is None for s in steps):
-                shift, warp, table = _align_pair(a, b, config)
+            if any(s is None for s in steps):  # neighbours, or a gap over a missing section
+                shift, warp, table = _align_pair(a, b, config, across_gap=gap_pair)
             else:  # a bridge over objects' sections: the measured steps compose
                 warp = compose(steps)
                 shift = (int(round(warp[0, 2])), int(round(warp[1, 2])))

@@ -195,3 +195,40 @@ def test_per_neuron_masks_cost():
             assert results["per-neuron"].n_objects >= results["default"].n_objects
         else:  # the affine fits undo the rotations the default's translations cannot
             assert results["per-neuron"].n_objects < results["default"].n_objects
+
+
+def test_missing_section_shift_cost():
+    """The shift search across a missing section (hill-climbing the mean best IoU from every
+    candidate, ``_climb_across_gap``) against the neighbours' search (``_translate_pair``), on the
+    same pair of 1024 x 1024 sections two apart, the later one shifted by (9, -14) px."""
+    from dendrosam.reconstruct.align import boundary_map, correlation_shift, phase_correlation_shift
+    from dendrosam.reconstruct.overlap import contingency, section_objects, shift_image
+    from dendrosam.reconstruct.track_scan import _climb_across_gap, _translate_pair
+    from dendrosam.reconstruct.tracking import TrackConfig
+
+    stack = SyntheticStack(5, 4, 31)
+    a = section_objects(stack[2])
+    b = section_objects(shift_image(stack[4], 9, -14))
+    config = TrackConfig(align_trigger=1.0)  # both always search
+
+    def neighbours_search():
+        return _translate_pair(a, b, config)
+
+    def climb_search():
+        ref, mov = boundary_map(a.dense), boundary_map(b.dense)
+        candidates = {phase_correlation_shift(ref, mov), correlation_shift(ref, mov)}
+        return _climb_across_gap(a, b, contingency(a.dense, b.dense), candidates, config, 0.0)
+
+    times = {}
+    for name, fn in (("neighbours", neighbours_search), ("missing section", climb_search)):
+        fn()
+        best = np.inf
+        for _ in range(3):
+            t0 = time.perf_counter()
+            found = fn()[0]
+            best = min(best, time.perf_counter() - t0)
+        times[name] = best
+        print(f"\n{name}: shift {found}, {best * 1e3:.0f} ms")
+        assert found == (-9, 14)
+    print(f"the search across a missing section takes {times['missing section'] / times['neighbours']:.1f}x "
+          f"a neighbour pair's")
