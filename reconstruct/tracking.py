@@ -61,8 +61,8 @@ class TrackConfig:
         failed section, where nothing stands in the object's place. Where other objects cover the
         place, the neuron ended there, if each neuron is one 2D object per section. 0 (the
         default) never refuses. :meth:`per_neuron_masks` uses 0.5: on the (a) inputs it never
-        raised a split or a merge, and it lowered ISBI's VI merge 0.053 -> 0.052 (4 bridges, all
-        joining two GT ids, refused). Off by default because on fragmented masks (another piece of
+        raised a split or a merge, and it lowered ISBI's VI merge 0.053 -> 0.052 (all 4 bridges,
+        each joining two GT ids, refused; 1 of them on the training part z 0-9). Off by default because on fragmented masks (another piece of
         the same neuron covers the place) medulla's merge rose 0.117 -> 0.132.
     mutual_min_score : float
         Mutual best overlaps with IoU at least this are accepted without checks.
