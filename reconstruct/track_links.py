@@ -68,6 +68,7 @@ def pair_links(
     min_overlap: int = 1,
     gap_min_score: float = 0.0,
     contest_share: float = 1.0,
+    mutual_min_score: float = 0.0,
 ) -> PairLinks:
     """Classify the overlaps between two sections.
 
@@ -88,6 +89,11 @@ def pair_links(
     gap_min_score : float
         Gap pairs link only with IoU at least this (a bridge skips a section, so it needs
         stronger evidence than a neighbour link).
+    mutual_min_score : float
+        A mutual best overlap with IoU below this (two objects that only touch, e.g. where each
+        one's own partner is missing) is a candidate only if one object lies at least
+        ``contain_fraction`` inside the other; otherwise it is no link and its objects stay free
+        (for a gap link, or as rivals). 0 keeps every mutual pair.
     contest_share : float
         Neighbour pairs only: a mutual pair is *contested* (:data:`KIND_CONTESTED`, never
         accepted, but its objects count as paired) when an object without a mutual partner
@@ -106,8 +112,9 @@ def pair_links(
     frac_b = count / b.size[ib]
     best_a = best_rows(ia, count, ib)
     best_b = best_rows(ib, count, ia)
-    mutual = best_a & best_b
     iou = count / (a.size[ia] + b.size[ib] - count)
+    # a weak mutual best overlap (a touch) is evidence only if one object lies mostly inside the other
+    mutual = best_a & best_b & ((iou >= mutual_min_score) | (np.maximum(frac_a, frac_b) >= contain_fraction))
     if free_a is not None:
         keep = mutual & free_a[ia] & free_b[ib] & (iou >= gap_min_score)
         contained = np.zeros_like(keep)

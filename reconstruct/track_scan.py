@@ -211,6 +211,7 @@ def scan_sections(labels2d: Any, z0: int, z1: int, config: Any) -> ScanResult:
                 min_overlap=config.min_overlap,
                 gap_min_score=config.gap_min_score,
                 contest_share=config.contest_share,
+                mutual_min_score=config.mutual_min_score,
             )
             paired = (links.kind == KIND_MUTUAL) | (links.kind == KIND_CONTESTED)
             free_fwd[za][links.ia[paired]] = False

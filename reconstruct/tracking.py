@@ -65,7 +65,14 @@ class TrackConfig:
         each joining two GT ids, refused; 1 of them on the training part z 0-9). Off by default because on fragmented masks (another piece of
         the same neuron covers the place) medulla's merge rose 0.117 -> 0.132.
     mutual_min_score : float
-        Mutual best overlaps with IoU at least this are accepted without checks.
+        Mutual best overlaps with IoU at least this are accepted without checks. Below it, a
+        mutual pair is a candidate only if one object lies at least ``contain_fraction`` inside
+        the other (a touch is no evidence: with 5% of the objects dropped, an object whose
+        partner is gone often touches one that lost its own), and is then checked like a
+        one-sided link. Requiring that evidence took medulla (a) with 5% dropped from VI split /
+        merge 0.327 / 0.039 to 0.096 / 0.037 and ISBI's from 0.351 / 0.224 to 0.263 / 0.105 (the
+        freed ends are bridged over the holes); medulla x < 125 unchanged, ISBI z 0-9 0.081 /
+        0.041 -> 0.082 / 0.041.
     contain_fraction : float
         A one-sided link (branch, fragment) needs the child to lie at least this much inside
         its parent.
@@ -101,12 +108,12 @@ class TrackConfig:
         below ``align_trigger``) into an affine transform fitted to matched object centroids
         (:func:`.align.affine_from_objects`): section compression, stretch and small rotations
         that no translation undoes. Kept under the ``align_gain`` rule. One section rotated by
-        4 degrees (2D connected pieces as input): ISBI VI split / merge 0.664 / 0.205 with
-        translations, 0.437 / 0.121 affine (unrotated 0.484 / 0.129); medulla 0.961 / 0.135
+        4 degrees (2D connected pieces as input): ISBI VI split / merge 0.666 / 0.202 with
+        translations, 0.440 / 0.118 affine (unrotated 0.487 / 0.124); medulla 0.961 / 0.135
         -> 0.925 / 0.117. Off by default: on ISBI with GT ids per section it lowers VI split
-        0.119 -> 0.092 but raises VI merge 0.094 -> 0.115 (see the README). Part of
+        0.122 -> 0.093 but raises VI merge 0.091 -> 0.112 (see the README). Part of
         :meth:`per_neuron_masks`, whose rules refuse the contested links it would add: there ISBI
-        goes 0.187 / 0.052 -> 0.157 / 0.048.
+        goes 0.188 / 0.052 -> 0.158 / 0.048.
     align_trigger : float
         Try a shift (candidates from phase correlation and from smoothed cross-correlation of
         the boundary maps, :mod:`.align`) when the objects of two sections nest into each other less than this

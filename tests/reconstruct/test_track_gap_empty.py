@@ -1,4 +1,5 @@
-"""Bridges only over empty places (``TrackConfig.gap_empty_fraction``): exact answers."""
+"""Bridges over missing objects: only over empty places (``TrackConfig.gap_empty_fraction``), and
+not stolen by a touch (a weak mutual overlap, ``mutual_min_score``). Exact answers."""
 
 from __future__ import annotations
 
@@ -93,3 +94,31 @@ def test_per_neuron_masks_preset_aligns_affinely(kind):
     np.testing.assert_array_equal(preset.labels, canonical(gt))
     shifts_only = track(stack, (40, 10, 10), TrackConfig.per_neuron_masks(align_model="translation"))
     assert shifts_only.n_objects > preset.n_objects
+
+
+def _orphan_touch() -> np.ndarray:
+    """A (10 x 10) in sections 0 and 2, dropped from section 1; there B begins (sections 1-2),
+    touching A's place along one column (IoU 10 / 190, 10% of either)."""
+    stack = np.zeros((3, 30, 40), np.uint16)
+    stack[0, 10:20, 10:20] = 1
+    stack[2, 10:20, 10:20] = 2
+    stack[1:, 10:20, 19:29] = 3
+    return stack
+
+
+@pytest.mark.parametrize("config", [TrackConfig(align=False), TrackConfig.per_neuron_masks(align=False)])
+def test_a_touch_is_no_link_and_the_freed_end_is_bridged(config):
+    stack = _orphan_touch()
+    result = track(stack, (40, 10, 10), config)
+    np.testing.assert_array_equal(result.labels, canonical(stack.astype(bool) * (1 + (stack == 3))))
+    gap = result.nodes["z"][result.edges["dst"]] - result.nodes["z"][result.edges["src"]] == 2
+    assert gap.sum() == 1 and result.edges["score"][gap].tolist() == [0.9]  # A's 90 px uncovered by B
+
+
+@pytest.mark.parametrize("config", [TrackConfig(align=False), TrackConfig.per_neuron_masks(align=False)])
+def test_a_weak_overlap_inside_the_other_object_is_still_a_link(config):
+    """IoU 9 / 100, below ``mutual_min_score``, but the small object lies wholly inside the other."""
+    stack = np.zeros((2, 30, 40), np.uint16)
+    stack[0, 10:20, 10:20] = 1
+    stack[1, 14:17, 14:17] = 3
+    assert track(stack, (40, 10, 10), config).n_objects == 1
