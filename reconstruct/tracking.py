@@ -60,10 +60,12 @@ class TrackConfig:
         (or outside the field) in the neighbouring section it skips: a bridge is for a missing or
         failed section, where nothing stands in the object's place. Where other objects cover the
         place, the neuron ended there, if each neuron is one 2D object per section. 0 (the
-        default) never refuses. :meth:`per_neuron_masks` uses 0.5: on the (a) inputs it never
-        raised a split or a merge, and it lowered ISBI's VI merge 0.053 -> 0.052 (all 4 bridges,
-        each joining two GT ids, refused; 1 of them on the training part z 0-9). Off by default because on fragmented masks (another piece of
-        the same neuron covers the place) medulla's merge rose 0.117 -> 0.132.
+        default) never refuses. :meth:`per_neuron_masks` uses 0.5 ("mostly empty"): on the (a)
+        inputs it lowered ISBI's VI merge by 0.001-0.002 in five rows (0.050 -> 0.048 on the whole
+        stack; all 4 bridges, each joining two GT ids, refused; 1 of them on the training part
+        z 0-9) and raised one figure, the merge with 5% dropped, 0.075 -> 0.076. Off by default
+        because on fragmented masks (another piece of the same neuron covers the place) medulla's
+        merge rose 0.117 -> 0.132.
     mutual_min_score : float
         Mutual best overlaps with IoU at least this are accepted without checks. Below it, a
         mutual pair is a candidate only if one object lies at least ``contain_fraction`` inside
