@@ -198,9 +198,11 @@ def test_per_neuron_masks_cost():
 
 
 def test_missing_section_shift_cost():
-    """The shift search across a missing section (hill-climbing the mean best IoU from every
-    candidate, ``_climb_across_gap``) against the neighbours' search (``_translate_pair``), on the
-    same pair of 1024 x 1024 sections two apart, the later one shifted by (9, -14) px."""
+    """The fallback shift search across a missing section (the candidates, then hill-climbing the
+    mean best IoU from each, ``_climb_across_gap``) against the neighbours' search
+    (``_translate_pair``), on the same pair of 1024 x 1024 sections two apart, the later one shifted
+    by (9, -14) px. The fallback runs after the neighbours' search, where that found no shift, so
+    its time adds to it."""
     from dendrosam.reconstruct.align import boundary_map, correlation_shift, phase_correlation_shift
     from dendrosam.reconstruct.overlap import contingency, section_objects, shift_image
     from dendrosam.reconstruct.track_scan import _climb_across_gap, _translate_pair
